@@ -1,0 +1,184 @@
+"""Blueprint "api" at /api/v1: parse the request, call a service, answer in the envelope."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import services
+from .auth import current_account
+from .db import database
+from .deps import get_storage, image_data, imaging_limits
+from .errors import (BulkLimitError, FileTooLargeError, InvalidImageError,
+                     InvalidParameterError, MissingFileError, ServiceUnavailableError,
+                     UnauthorizedError)
+from .limits import Plan, api_quota, current_plan, limiter, unlimited_caller
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+api_quota(bp)
+
+# Multipart headers and boundaries around the files themselves.
+BODY_SLACK = 1024 * 1024
+
+
+def ok(data: Any, message: str, status: int = 200) -> tuple[Response, int]:
+    return jsonify({"success": True, "data": data, "message": message}), status
+
+
+@bp.after_request
+def add_api_headers(response: Response) -> Response:
+    origin = current_app.config["CORS_ALLOW_ORIGIN"]
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = (
+            "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After")
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, X-Delete-Token")
+            response.headers["Access-Control-Max-Age"] = "86400"
+    if "X-RateLimit-Limit" not in response.headers and unlimited_caller():
+        response.headers["X-RateLimit-Limit"] = "unlimited"
+        response.headers["X-RateLimit-Remaining"] = "unlimited"
+        response.headers["X-RateLimit-Reset"] = "0"
+    return response
+
+
+@bp.before_request
+def answer_preflight() -> Response | None:
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    return None
+
+
+def _prepare_body(plan: Plan, files: int | None) -> None:
+    """Refuse a body plainly over the plan's limits before reading it, and cap each file."""
+    limit = plan.max_file * files + BODY_SLACK if files else None
+    length = request.content_length
+    if limit is not None and length is not None and length > limit:
+        raise FileTooLargeError(
+            f"The request is {length:,} bytes; this plan allows {plan.max_file:,} bytes per file")
+    request.max_content_length = limit
+    request.file_size_limit = plan.max_file
+
+
+def _upload_options(plan: Plan) -> dict[str, Any]:
+    config = current_app.config
+    album = request.form.get("album", "").strip() or None
+    if album is not None and (len(album) > config["ALBUM_MAX_LENGTH"] or not album.isprintable()):
+        raise InvalidParameterError(
+            f"album must be printable text of at most {config['ALBUM_MAX_LENGTH']} characters")
+    raw_expiry = request.form.get("expiry", "").strip()
+    if not raw_expiry:
+        expiry = 0
+    elif re.fullmatch(r"[0-9]{1,9}", raw_expiry) and int(raw_expiry) <= config["MAX_EXPIRY_HOURS"]:
+        expiry = int(raw_expiry)
+    else:
+        raise InvalidParameterError(
+            f"expiry must be a whole number of hours from 0 (permanent) to "
+            f"{config['MAX_EXPIRY_HOURS']}")
+    return {"storage": get_storage(), "limits": imaging_limits(), "max_file": plan.max_file,
+            "account": current_account(), "album": album, "expiry_hours": expiry,
+            "filename_max_length": config["FILENAME_MAX_LENGTH"]}
+
+
+def _as_upload(file) -> services.Upload:
+    return services.Upload(file.stream, file.filename or "",
+                           getattr(file.stream, "oversized", False))
+
+
+@bp.post("/upload")
+def upload_image():
+    plan = current_plan()
+    _prepare_body(plan, 1)
+    options = _upload_options(plan)
+    file = request.files.get("file")
+    if file is None:
+        raise MissingFileError("No file was uploaded: send it in the multipart field 'file'")
+    result = services.upload_image(_as_upload(file), **options)
+    return ok(image_data(result.image, result.delete_token), "Image uploaded successfully")
+
+
+@bp.post("/upload/bulk")
+def upload_bulk():
+    plan = current_plan()
+    _prepare_body(plan, plan.bulk)
+    options = _upload_options(plan)
+    files = request.files.getlist("files")
+    if not files:
+        raise MissingFileError("No files were uploaded: send them in the multipart field 'files'")
+    if plan.bulk is not None and len(files) > plan.bulk:
+        raise BulkLimitError(
+            f"{len(files)} files sent; the {plan.name} plan allows {plan.bulk} per request")
+    result = services.upload_images([_as_upload(f) for f in files], **options)
+    errors = [{"index": index, "filename": name,
+               "error": {"code": e.code, "message": e.message}}
+              for index, name, e in result.errors]
+    if not result.results:
+        codes = {e.code for _, _, e in result.errors}
+        first = result.errors[0][2]
+        error = type(first) if len(codes) == 1 else InvalidImageError
+        raise error("No image was stored", details=errors)
+    images = [image_data(r.image, r.delete_token) for r in result.results]
+    message = f"{len(images)} of {len(files)} images uploaded successfully"
+    return ok({"images": images, "errors": errors}, message)
+
+
+@bp.get("/image/<image_id>")
+def show_image(image_id: str):
+    current_account()  # a bad key is an error here too
+    return ok(image_data(services.get_image(image_id)), "Image found")
+
+
+@bp.delete("/image/<image_id>")
+def delete_image(image_id: str):
+    account = current_account()
+    token = request.headers.get("X-Delete-Token")
+    if account is None and not token:
+        raise UnauthorizedError(
+            "Deleting needs the owner's API key or the image's X-Delete-Token header")
+    image = services.get_image(image_id)
+    services.authorize_delete(image, account, token)
+    services.delete_image(image, get_storage())
+    return ok({"id": image_id}, "Image deleted successfully")
+
+
+@bp.get("/limits")
+def show_limits():
+    plan = current_plan()
+    config = current_app.config
+    quota = limiter.current_limit
+    return ok({
+        "plan": plan.name,
+        "requests_per_hour": plan.hourly,
+        "requests_remaining": quota.remaining if quota else None,
+        "max_file_size": plan.max_file,
+        "max_files_per_bulk": plan.bulk,
+        "max_pixels": config["MAX_PIXELS"],
+        "max_frames": config["MAX_FRAMES"],
+        "formats": config["ALLOWED_FORMATS"],
+    }, "Limits for this caller")
+
+
+@bp.get("/health")
+@limiter.exempt
+def health():
+    problems = {}
+    for name, check in (("database", lambda: database.execute_sql("SELECT 1")),
+                        ("storage", lambda: get_storage().check()),
+                        ("quota_store", _check_quota_store)):
+        try:
+            check()
+        except Exception as e:  # noqa: BLE001 - any failure makes the service unhealthy
+            current_app.logger.warning("health check %s failed: %s", name, e)
+            problems[name] = "unreachable"
+    if problems:
+        raise ServiceUnavailableError("Some parts of the service are unreachable",
+                                      details=problems)
+    return ok({"database": "ok", "storage": "ok", "quota_store": "ok"}, "Healthy")
+
+
+def _check_quota_store() -> None:
+    if limiter.enabled and not limiter.storage.check():
+        raise ConnectionError("quota store check failed")

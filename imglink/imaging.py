@@ -1,0 +1,134 @@
+"""Pillow only, no Flask: identify, validate and thumbnail an uploaded image in one pass."""
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidFileTypeError, InvalidImageError
+
+# Our ceilings (`Limits`) are checked right after the header is read and before any pixel is
+# decoded; they replace Pillow's own check, which only warns below twice its default.
+Image.MAX_IMAGE_PIXELS = None
+
+# Pillow's format name -> (extension, media type). MPO is a JPEG with extra frames (phones).
+FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "GIF": ("gif", "image/gif"),
+    "WEBP": ("webp", "image/webp"),
+    "AVIF": ("avif", "image/avif"),
+    "BMP": ("bmp", "image/bmp"),
+    "TIFF": ("tiff", "image/tiff"),
+}
+MEDIA_TYPES = {ext: mime for ext, mime in FORMATS.values()}
+ALIASES = {"MPO": "JPEG"}
+
+# What Pillow raises for bad input while reading headers or decoding pixels.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
+                 ZeroDivisionError, Image.DecompressionBombError)
+
+ORIENTATION = 0x0112
+SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
+
+
+@dataclass(frozen=True)
+class Limits:
+    formats: Sequence[str]
+    max_pixels: int
+    max_frames: int
+    max_total_pixels: int
+    thumbnail_size: int
+    thumbnail_quality: int = 85
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # Pillow's name, e.g. "JPEG"
+    ext: str
+    width: int  # as displayed, after EXIF orientation
+    height: int
+    frames: int
+    thumbnail: bytes
+    thumbnail_ext: str
+
+
+def thumbnail_format(fmt: str) -> str:
+    """Return the format a thumbnail of `fmt` is saved in: one every browser shows."""
+    return fmt if fmt in ("JPEG", "WEBP") else "PNG"
+
+
+def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
+    """Identify the image in `fp` from its bytes, decode it fully once, and thumbnail it.
+
+    Raises InvalidFileTypeError for anything that is not one of `limits.formats`, and
+    InvalidImageError for a corrupt, truncated or oversized image.
+    """
+    fp.seek(0)
+    formats = list(limits.formats) + (["MPO"] if "JPEG" in limits.formats else [])
+    try:
+        im = Image.open(fp, formats=formats)
+    except UnidentifiedImageError:
+        raise InvalidFileTypeError(
+            "Only image files are allowed (" + ", ".join(limits.formats) + ")") from None
+    except DECODE_ERRORS as e:
+        raise InvalidImageError(f"The image cannot be read: {e}") from None
+    with im:
+        fmt = ALIASES.get(im.format, im.format)
+        try:
+            width, height = im.size
+            frames = getattr(im, "n_frames", 1)
+            _check_limits(width, height, frames, limits)
+            if im.getexif().get(ORIENTATION) in SWAPPED_ORIENTATIONS:
+                width, height = height, width
+            if fmt == "JPEG":
+                # Decode at the smallest DCT scale that still covers the thumbnail.
+                im.draft("RGB", (limits.thumbnail_size, limits.thumbnail_size))
+            for index in range(frames):
+                im.seek(index)
+                im.load()
+            im.seek(0)
+            thumb, thumb_ext = _thumbnail(im, limits)
+        except DECODE_ERRORS as e:
+            raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
+    return ImageInfo(fmt, FORMATS[fmt][0], width, height, frames, thumb, thumb_ext)
+
+
+def _check_limits(width: int, height: int, frames: int, limits: Limits) -> None:
+    if width < 1 or height < 1:
+        raise InvalidImageError("The image has no pixels")
+    if width * height > limits.max_pixels:
+        raise InvalidImageError(
+            f"The image has {width * height:,} pixels; the limit is {limits.max_pixels:,}")
+    if frames > limits.max_frames:
+        raise InvalidImageError(
+            f"The image has {frames:,} frames; the limit is {limits.max_frames:,}")
+    if width * height * frames > limits.max_total_pixels:
+        raise InvalidImageError(
+            f"The animation has {width * height * frames:,} pixels in all; "
+            f"the limit is {limits.max_total_pixels:,}")
+
+
+def _thumbnail(im: Image.Image, limits: Limits) -> tuple[bytes, str]:
+    fmt = thumbnail_format(ALIASES.get(im.format, im.format))
+    icc = im.info.get("icc_profile")
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+    thumb = ImageOps.exif_transpose(im)
+    if thumb.mode not in ("RGB", "RGBA", "L", "LA"):
+        # Palette and bilevel images resize poorly; CMYK and others have no PNG/WebP form.
+        thumb = thumb.convert("RGBA" if has_alpha else "RGB")
+    thumb.thumbnail((limits.thumbnail_size, limits.thumbnail_size))
+    if fmt == "JPEG" and thumb.mode not in ("RGB", "L"):
+        thumb = thumb.convert("RGB")
+    if fmt == "WEBP" and thumb.mode not in ("RGB", "RGBA"):
+        thumb = thumb.convert("RGBA" if has_alpha else "RGB")
+    out = io.BytesIO()
+    options = {"icc_profile": icc} if icc else {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = limits.thumbnail_quality
+    thumb.save(out, fmt, **options)
+    return out.getvalue(), FORMATS[fmt][0]

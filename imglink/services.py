@@ -1,0 +1,251 @@
+"""Use cases: upload, read, delete, expire, and accounts. Files first, then the record."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import logging
+import re
+import secrets
+import string
+import unicodedata
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from peewee import IntegrityError
+
+from .auth import LOOKUP_LENGTH, generate_key, hash_key, key_prefix
+from .db import database
+from .errors import (ApiError, FileTooLargeError, ForbiddenError, InvalidImageError,
+                     MissingFileError, NotFoundError, UnauthorizedError)
+from .imaging import Limits, process
+from .models import Account, ApiKey, Image, RetiredId, utcnow
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+ID_ALPHABET = string.ascii_letters + string.digits
+ID_LENGTH = 10  # base62: about 59 bits from the CSPRNG
+ID_PATTERN = re.compile(r"^[A-Za-z0-9]{%d}$" % ID_LENGTH)
+
+
+class ServiceError(Exception):
+    """A bad admin request (unknown plan, unknown account...), for the CLI."""
+
+
+@dataclass
+class Upload:
+    """One file as received: its stream, the client's name, and whether it outgrew the cap."""
+    stream: BinaryIO
+    filename: str
+    oversized: bool = False
+
+
+@dataclass
+class UploadResult:
+    image: Image
+    delete_token: str
+
+
+@dataclass
+class BulkResult:
+    results: list[UploadResult] = field(default_factory=list)
+    errors: list[tuple[int, str, ApiError]] = field(default_factory=list)
+
+
+def safe_filename(raw: str | None, ext: str, max_length: int) -> str:
+    """Return the client's file name reduced to its last component and safe to show."""
+    name = re.split(r"[/\\]", raw or "")[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
+    if not name:
+        return f"image.{ext}"
+    if len(name) > max_length:
+        stem, dot, suffix = name.rpartition(".")
+        if dot and 0 < len(suffix) <= 10:
+            name = stem[: max_length - len(suffix) - 1] + "." + suffix
+        else:
+            name = name[:max_length]
+    return name
+
+
+def _new_image_id() -> str:
+    while True:
+        image_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+        taken = (Image.select().where(Image.id == image_id).exists()
+                 or RetiredId.select().where(RetiredId.id == image_id).exists())
+        if not taken:
+            return image_id
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _file_size(stream: BinaryIO) -> int:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: int,
+                 account: Account | None, album: str | None, expiry_hours: int,
+                 filename_max_length: int) -> UploadResult:
+    """Validate, thumbnail and store one image; return its record and delete token."""
+    size = _file_size(upload.stream)
+    if upload.oversized or size > max_file:
+        raise FileTooLargeError(
+            f"The file is larger than this plan's limit of {max_file:,} bytes")
+    if size == 0:
+        if not upload.filename:
+            raise MissingFileError()
+        raise InvalidImageError("The file is empty")
+    info = process(upload.stream, limits)
+
+    image_id = _new_image_id()
+    token = secrets.token_urlsafe(24)
+    now = utcnow()
+    image = Image(
+        id=image_id, account=account, size=size, width=info.width, height=info.height,
+        format=info.format, ext=info.ext, thumb_ext=info.thumbnail_ext, album=album,
+        filename=safe_filename(upload.filename, info.ext, filename_max_length),
+        delete_token_hash=_hash_token(token), uploaded_at=now,
+        expires_at=now + dt.timedelta(hours=expiry_hours) if expiry_hours else None,
+    )
+    written: list[str] = []
+    try:
+        upload.stream.seek(0)
+        storage.save(image.original_key, upload.stream)
+        written.append(image.original_key)
+        storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail))
+        written.append(image.thumbnail_key)
+        with database.atomic():
+            image.save(force_insert=True)
+    except BaseException:
+        for key in written:
+            _delete_quietly(storage, key)
+        raise
+    return UploadResult(image, token)
+
+
+def upload_images(uploads: list[Upload], **options) -> BulkResult:
+    """Store each upload in turn; a refused file is recorded and does not stop the others."""
+    result = BulkResult()
+    for index, upload in enumerate(uploads):
+        try:
+            result.results.append(upload_image(upload, **options))
+        except ApiError as e:
+            result.errors.append((index, upload.filename, e))
+    return result
+
+
+def get_image(image_id: str) -> Image:
+    """Return the live image with this id; NotFoundError when unknown, deleted or expired."""
+    image = Image.get_or_none(Image.id == image_id) if ID_PATTERN.match(image_id) else None
+    if image is None or image.is_expired():
+        raise NotFoundError()
+    return image
+
+
+def check_delete_token(image: Image, token: str) -> bool:
+    return hmac.compare_digest(image.delete_token_hash, _hash_token(token))
+
+
+def authorize_delete(image: Image, account: Account | None, token: str | None) -> None:
+    """Allow the owner's key or the image's delete token; raise otherwise."""
+    if token:
+        if not check_delete_token(image, token):
+            raise ForbiddenError("The delete token does not match this image")
+        return
+    if account is None:
+        raise UnauthorizedError("Deleting needs the owner's API key or the X-Delete-Token header")
+    if image.account_id != account.id:
+        raise ForbiddenError()
+
+
+def delete_image(image: Image, storage: Storage) -> bool:
+    """Delete the record, retire the id, then remove the files; False if already gone."""
+    with database.atomic():
+        deleted = Image.delete().where(Image.id == image.id).execute()
+        if deleted:
+            RetiredId.insert(id=image.id).on_conflict_ignore().execute()
+    if deleted:
+        _delete_quietly(storage, image.original_key)
+        _delete_quietly(storage, image.thumbnail_key)
+    return bool(deleted)
+
+
+def purge_expired(storage: Storage, now: dt.datetime | None = None) -> int:
+    """Delete every expired image; safe to run at any time, also beside the app."""
+    expired = Image.select().where(Image.expires_at <= (now or utcnow()))
+    return sum(delete_image(image, storage) for image in list(expired))
+
+
+def _delete_quietly(storage: Storage, key: str) -> None:
+    try:
+        storage.delete(key)
+    except Exception:  # noqa: BLE001 - the orphan is reported by `imglink storage check`
+        log.exception("Could not remove %s", key)
+
+
+# Accounts and keys, for the admin CLI.
+
+def _account(email: str) -> Account:
+    account = Account.get_or_none(Account.email == email.strip().lower())
+    if account is None:
+        raise ServiceError(f"No account with the e-mail {email!r}")
+    return account
+
+
+def _check_plan(plan: str, plans: dict) -> None:
+    if plan not in plans or plan == "anonymous":
+        names = ", ".join(p for p in plans if p != "anonymous")
+        raise ServiceError(f"Unknown plan {plan!r}; choose one of: {names}")
+
+
+def create_key(account: Account) -> str:
+    key = generate_key()
+    ApiKey.create(account=account, prefix=key_prefix(key), key_hash=hash_key(key))
+    return key
+
+
+def create_account(email: str, plan: str, plans: dict) -> tuple[Account, str]:
+    """Create an account and its first API key; return both (the key in clear, once)."""
+    _check_plan(plan, plans)
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+        raise ServiceError(f"Not an e-mail address: {email!r}")
+    try:
+        with database.atomic():
+            account = Account.create(email=email, plan=plan)
+            return account, create_key(account)
+    except IntegrityError:
+        raise ServiceError(f"An account with the e-mail {email!r} exists already") from None
+
+
+def set_plan(email: str, plan: str, plans: dict) -> Account:
+    _check_plan(plan, plans)
+    account = _account(email)
+    account.plan = plan
+    account.save()
+    return account
+
+
+def create_key_for(email: str) -> str:
+    return create_key(_account(email))
+
+
+def list_keys(email: str) -> list[ApiKey]:
+    return list(_account(email).keys.order_by(ApiKey.created_at, ApiKey.id))
+
+
+def revoke_key(prefix: str) -> ApiKey:
+    """Revoke the key named by its prefix (as `imglink key list` shows it) or in full."""
+    key = ApiKey.get_or_none(ApiKey.prefix == prefix[:LOOKUP_LENGTH])
+    if key is None or len(prefix) < LOOKUP_LENGTH:
+        raise ServiceError(f"No key with the prefix {prefix!r}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        key.save()
+    return key

@@ -1,0 +1,134 @@
+"""Fixtures and factories shared by the whole suite."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+from PIL import Image
+
+from imglink import create_app, services
+from imglink.db import database
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({
+        "TESTING": True,
+        "DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEY": "test-secret",
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": "memory://",
+    })
+    yield app
+
+
+class BufferedClient(FlaskClient):
+    """A test client that reads and closes every response, so served files are closed."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = BufferedClient
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_account(app):
+    """Create an account on a plan; return (email, api_key)."""
+    counter = iter(range(1_000_000))
+
+    def make(plan: str = "free", email: str | None = None) -> tuple[str, str]:
+        email = email or f"user{next(counter)}@example.com"
+        with app.app_context(), database.connection_context():
+            _account, key = services.create_account(email, plan, app.config["PLANS"])
+        return email, key
+
+    return make
+
+
+@pytest.fixture
+def api_key(make_account):
+    return make_account("free")[1]
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def make_image(fmt: str = "JPEG", size: tuple[int, int] = (64, 48), mode: str = "RGB",
+               color=(200, 30, 30), **save_options) -> bytes:
+    """Return the bytes of a small image made with Pillow."""
+    image = Image.new(mode, size, color)
+    out = io.BytesIO()
+    image.save(out, fmt, **save_options)
+    return out.getvalue()
+
+
+def upload(client, data: bytes, filename: str = "image.jpg", headers=None, **fields):
+    """POST one file to /api/v1/upload through the Flask test client."""
+    form = {"file": (io.BytesIO(data), filename), **fields}
+    return client.post("/api/v1/upload", data=form, headers=headers or {},
+                       content_type="multipart/form-data")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """Start ImgLink as `make run` does (gunicorn, gunicorn.conf.py) on a free port."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGLINK_")}
+    env["IMGLINK_DATA_DIR"] = str(tmp_path / "live-data")
+    log = open(tmp_path / "gunicorn.log", "wb")
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "wsgi:app"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(base + "/api/v1/health", process=process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -90,6 +91,17 @@ def upload(client, data: bytes, filename: str = "image.jpg", headers=None, **fie
                        content_type="multipart/form-data")
 
 
+def require(program: str, package: str | None = None) -> str:
+    """Return the path of `program`; skip the test without it, but fail in CI, which installs it."""
+    path = shutil.which(program)
+    if path is None:
+        reason = f"{program} is not installed (apt-get install {package or program})"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; .ci/run must install it")
+        pytest.skip(reason)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,6 +121,24 @@ def wait_for(url: str, timeout: float = 30, process: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
+class LiveServer:
+    """A running ImgLink server and the environment its admin CLI needs."""
+
+    def __init__(self, url: str, env: dict[str, str]) -> None:
+        self.url = url
+        self.env = env
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the `imglink` admin command against this server's data."""
+        return subprocess.run([str(BIN / "imglink"), *args], env=self.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    def create_key(self, plan: str = "free", email: str = "owner@example.com") -> str:
+        result = self.cli("account", "create", email, "--plan", plan)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture
 def live_server(tmp_path):
     """Start ImgLink as `make run` does (gunicorn, gunicorn.conf.py) on a free port."""
@@ -120,10 +150,10 @@ def live_server(tmp_path):
         [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "wsgi:app"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    server = LiveServer(f"http://127.0.0.1:{port}", env)
     try:
-        wait_for(base + "/api/v1/health", process=process)
-        yield base
+        wait_for(server.url + "/api/v1/health", process=process)
+        yield server
     finally:
         process.terminate()
         try:

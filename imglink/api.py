@@ -9,14 +9,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from . import services
 from .auth import current_account
 from .db import database
-from .deps import get_storage, image_data, imaging_limits
+from .deps import as_upload, get_storage, image_data, imaging_limits, iso
 from .errors import (BulkLimitError, FileTooLargeError, InvalidImageError,
                      InvalidParameterError, MissingFileError, ServiceUnavailableError,
                      UnauthorizedError)
-from .limits import Plan, api_quota, current_plan, limiter, unlimited_caller
+from .limits import Plan, current_plan, limiter, unlimited_caller
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-api_quota(bp)
 
 # Multipart headers and boundaries around the files themselves.
 BODY_SLACK = 1024 * 1024
@@ -83,11 +82,6 @@ def _upload_options(plan: Plan) -> dict[str, Any]:
             "filename_max_length": config["FILENAME_MAX_LENGTH"]}
 
 
-def _as_upload(file) -> services.Upload:
-    return services.Upload(file.stream, file.filename or "",
-                           getattr(file.stream, "oversized", False))
-
-
 @bp.post("/upload")
 def upload_image():
     plan = current_plan()
@@ -96,7 +90,7 @@ def upload_image():
     file = request.files.get("file")
     if file is None:
         raise MissingFileError("No file was uploaded: send it in the multipart field 'file'")
-    result = services.upload_image(_as_upload(file), **options)
+    result = services.upload_image(as_upload(file), **options)
     return ok(image_data(result.image, result.delete_token), "Image uploaded successfully")
 
 
@@ -111,15 +105,17 @@ def upload_bulk():
     if plan.bulk is not None and len(files) > plan.bulk:
         raise BulkLimitError(
             f"{len(files)} files sent; the {plan.name} plan allows {plan.bulk} per request")
-    result = services.upload_images([_as_upload(f) for f in files], **options)
+    result = services.upload_images([as_upload(f) for f in files], **options)
     errors = [{"index": index, "filename": name,
                "error": {"code": e.code, "message": e.message}}
               for index, name, e in result.errors]
     if not result.results:
         codes = {e.code for _, _, e in result.errors}
         first = result.errors[0][2]
-        error = type(first) if len(codes) == 1 else InvalidImageError
-        raise error("No image was stored", details=errors)
+        if len(codes) == 1:
+            raise type(first)(f"No image was stored: {first.message}", details=errors)
+        raise InvalidImageError("No image was stored; error.details says why for each file",
+                                details=errors)
     images = [image_data(r.image, r.delete_token) for r in result.results]
     message = f"{len(images)} of {len(files)} images uploaded successfully"
     return ok({"images": images, "errors": errors}, message)
@@ -144,12 +140,11 @@ def delete_image(image_id: str):
     return ok({"id": image_id}, "Image deleted successfully")
 
 
-@bp.get("/limits")
-def show_limits():
+def _limits_data() -> dict[str, Any]:
     plan = current_plan()
     config = current_app.config
     quota = limiter.current_limit
-    return ok({
+    return {
         "plan": plan.name,
         "requests_per_hour": plan.hourly,
         "requests_remaining": quota.remaining if quota else None,
@@ -158,11 +153,25 @@ def show_limits():
         "max_pixels": config["MAX_PIXELS"],
         "max_frames": config["MAX_FRAMES"],
         "formats": config["ALLOWED_FORMATS"],
-    }, "Limits for this caller")
+    }
+
+
+@bp.get("/limits")
+def show_limits():
+    return ok(_limits_data(), "Limits for this caller")
+
+
+@bp.get("/account")
+def show_account():
+    account = current_account()
+    if account is None:
+        raise UnauthorizedError("Send an API key as 'Authorization: Bearer KEY'")
+    data = {"email": account.email, "created_at": iso(account.created_at),
+            "images": account.images.count(), **_limits_data()}
+    return ok(data, "Account details")
 
 
 @bp.get("/health")
-@limiter.exempt
 def health():
     problems = {}
     for name, check in (("database", lambda: database.execute_sql("SELECT 1")),

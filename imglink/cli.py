@@ -5,7 +5,7 @@ import functools
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from . import services
 from .db import create_tables, database
@@ -28,9 +28,7 @@ def _plans() -> dict:
     return current_app.config["PLANS"]
 
 
-@click.group("account")
-def account_group():
-    """Create accounts and change their plans."""
+account_group = AppGroup("account", help="Create accounts and change their plans.")
 
 
 @account_group.command("create")
@@ -55,9 +53,7 @@ def account_set_plan(email: str, plan: str):
     click.echo(f"{account.email} is now on the {account.plan} plan.")
 
 
-@click.group("key")
-def key_group():
-    """Create, list and revoke API keys."""
+key_group = AppGroup("key", help="Create, list and revoke API keys.")
 
 
 @key_group.command("create")
@@ -92,6 +88,7 @@ def key_revoke(key_prefix: str):
 
 
 @click.command("purge-expired")
+@with_appcontext
 @_service
 def purge_expired():
     """Delete expired images, files and records; safe to run from cron at any time."""
@@ -99,9 +96,7 @@ def purge_expired():
     click.echo(f"Purged {count} expired image{'s' if count != 1 else ''}.")
 
 
-@click.group("db")
-def db_group():
-    """Manage the database schema."""
+db_group = AppGroup("db", help="Manage the database schema.")
 
 
 @db_group.command("upgrade")

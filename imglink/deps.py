@@ -5,10 +5,17 @@ from typing import Any
 
 from flask import current_app, request
 from markupsafe import escape
+from werkzeug.datastructures import FileStorage
 
 from .imaging import Limits
 from .models import Image
+from .services import Upload
 from .storage import Storage
+
+
+def as_upload(file: FileStorage) -> Upload:
+    """Wrap a parsed multipart file for the upload service."""
+    return Upload(file.stream, file.filename or "", getattr(file.stream, "received", None))
 
 
 def get_storage() -> Storage:

@@ -58,6 +58,10 @@ class FileTooLargeError(ApiError):
     status, code, message = 413, "FILE_TOO_LARGE", "File size exceeds limit"
 
 
+class RateLimitError(ApiError):
+    status, code, message = 429, "RATE_LIMIT_EXCEEDED", "The hourly API quota is used up"
+
+
 class ServiceUnavailableError(ApiError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "The service is unavailable"
 
@@ -106,10 +110,13 @@ def _render(status: int, code: str, message: str, details: Any = None,
     return response
 
 
+def error_response(e: ApiError) -> Response:
+    """Render `e` as the API envelope or an HTML page, by the request's path."""
+    return _render(e.status, e.code, e.message, e.details, e.headers.items())
+
+
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(e: ApiError) -> Response:
-        return _render(e.status, e.code, e.message, e.details, e.headers.items())
+    app.register_error_handler(ApiError, error_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException) -> Response:

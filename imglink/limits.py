@@ -1,12 +1,15 @@
 """The one Limiter and the plans: hourly API quotas resolved lazily per request."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
+from limits.errors import StorageError
 
 from .auth import current_account
+from .errors import RateLimitError, ServiceUnavailableError, error_response
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,19 @@ def hourly_limit() -> str:
     return f"{current_plan().hourly or 1} per hour"
 
 
+def is_api_request() -> bool:
+    """Tell whether this request spends the API quota: every /api/v1/ request (unknown
+    routes too), and uploads through the plain HTML form, but not health checks, CORS
+    preflights (they carry no credentials), files or pages."""
+    if request.method == "OPTIONS":
+        return False
+    if request.path.startswith("/api/v1/"):
+        return request.path != "/api/v1/health"
+    return request.endpoint == "web.upload_form"
+
+
 def exempt_from_quota() -> bool:
-    # Preflights carry no credentials and must not spend the quota.
-    return request.method == "OPTIONS" or current_plan().hourly is None
+    return not is_api_request() or current_plan().hourly is None
 
 
 def unlimited_caller() -> bool:
@@ -47,15 +60,37 @@ def unlimited_caller() -> bool:
     return "account" in g and current_plan().hourly is None
 
 
-limiter = Limiter(key_func=quota_key)
+# One application-wide limit: one counter per caller across every endpoint. The request
+# identifier names unrouted paths too, so a 404 under /api/v1/ is counted like any call.
+limiter = Limiter(key_func=quota_key, application_limits=[hourly_limit],
+                  application_limits_exempt_when=exempt_from_quota,
+                  request_identifier=lambda: request.endpoint or request.path)
 
-# Applied to the whole API blueprint; one counter per caller across every endpoint.
-api_quota = limiter.shared_limit(hourly_limit, scope="api", exempt_when=exempt_from_quota)
+
+STORE_RETRY_AFTER = 30  # seconds a client waits when the quota store is unreachable
+
+
+def _quota_store_down(e: StorageError) -> Response:
+    current_app.logger.error("Quota store unreachable: %s", e.storage_error)
+    return error_response(ServiceUnavailableError(
+        "The quota store is unreachable; please retry shortly",
+        headers={"Retry-After": str(STORE_RETRY_AFTER)}))
+
+
+def _quota_spent(e: RateLimitExceeded) -> Response:
+    quota = limiter.current_limit
+    plan = current_plan()
+    reset = dt.datetime.fromtimestamp(quota.reset_at, dt.timezone.utc) if quota else None
+    message = f"The {plan.name} plan allows {plan.hourly:,} API requests per hour"
+    if reset:
+        message += f"; the next one is allowed at {reset:%Y-%m-%dT%H:%M:%SZ}"
+    return error_response(RateLimitError(message, headers=dict(e.get_response().headers)))
 
 
 def init_app(app: Flask) -> None:
+    """Bind the limiter, and make a refused or failed quota check a clean response."""
     # Registered before the limiter's own hook, so it runs after it: Flask-Limiter sets
-    # Retry-After on every response, but it only means something on a 429.
+    # Retry-After on every response, but it only means something on a 429 or 503.
     @app.after_request
     def _retry_after_only_when_refused(response: Response) -> Response:
         if response.status_code not in (429, 503):
@@ -63,3 +98,17 @@ def init_app(app: Flask) -> None:
         return response
 
     limiter.init_app(app)
+
+    # Read the window now, while a store failure can still become a 503: the limiter reads
+    # it again for its headers after the view, where an exception could only be a 500.
+    @app.before_request
+    def _read_quota_window() -> None:
+        quota = limiter.current_limit
+        if quota is not None:
+            try:
+                quota.window
+            except Exception as e:  # noqa: BLE001 - whatever the store client raises
+                raise StorageError(e) from e
+
+    app.register_error_handler(StorageError, _quota_store_down)
+    app.register_error_handler(RateLimitExceeded, _quota_spent)

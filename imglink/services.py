@@ -36,10 +36,10 @@ class ServiceError(Exception):
 
 @dataclass
 class Upload:
-    """One file as received: its stream, the client's name, and whether it outgrew the cap."""
+    """One file as received: its stream, the client's name, and how many bytes were sent."""
     stream: BinaryIO
     filename: str
-    oversized: bool = False
+    received: int | None = None  # bytes the client sent, when more than the stream kept
 
 
 @dataclass
@@ -93,10 +93,10 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
                  account: Account | None, album: str | None, expiry_hours: int,
                  filename_max_length: int) -> UploadResult:
     """Validate, thumbnail and store one image; return its record and delete token."""
-    size = _file_size(upload.stream)
-    if upload.oversized or size > max_file:
+    size = max(_file_size(upload.stream), upload.received or 0)
+    if size > max_file:
         raise FileTooLargeError(
-            f"The file is larger than this plan's limit of {max_file:,} bytes")
+            f"The file is {size:,} bytes; this plan's limit is {max_file:,} bytes per file")
     if size == 0:
         if not upload.filename:
             raise MissingFileError()

@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, render_template, request, send_file
 
 from . import services, tokens
-from .deps import get_storage, image_data, image_links, imaging_limits
+from .deps import as_upload, get_storage, image_data, image_links, imaging_limits
 from .errors import BulkLimitError, ForbiddenError, InvalidParameterError, NotFoundError
 from .imaging import MEDIA_TYPES
-from .limits import api_quota, current_plan
+from .limits import current_plan
 from .models import Image
 
 bp = Blueprint("web", __name__)
@@ -34,7 +34,6 @@ def home():
 
 
 @bp.post("/")
-@api_quota
 def upload_form():
     """Upload from the plain HTML form (no JavaScript): one or more files, then their links."""
     plan = current_plan()
@@ -44,8 +43,7 @@ def upload_form():
     files = [f for f in request.files.getlist("files") if f.filename]
     if plan.bulk is not None and len(files) > plan.bulk:
         raise BulkLimitError(f"{len(files)} files sent; at most {plan.bulk} at a time")
-    uploads = [services.Upload(f.stream, f.filename, getattr(f.stream, "oversized", False))
-               for f in files]
+    uploads = [as_upload(f) for f in files]
     options = dict(storage=get_storage(), limits=imaging_limits(), max_file=plan.max_file,
                    account=None, album=None, expiry_hours=0,
                    filename_max_length=current_app.config["FILENAME_MAX_LENGTH"])

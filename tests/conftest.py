@@ -139,26 +139,79 @@ class LiveServer:
         return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture
-def live_server(tmp_path):
-    """Start ImgLink as `make run` does (gunicorn, gunicorn.conf.py) on a free port."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGLINK_")}
-    env["IMGLINK_DATA_DIR"] = str(tmp_path / "live-data")
-    log = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "wsgi:app"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", env)
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
     try:
-        wait_for(server.url + "/api/v1/health", process=process)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start ImgLink as `make run` does (gunicorn with gunicorn.conf.py) on a free port.
+
+    Keyword arguments become environment variables (IMGLINK_*, GUNICORN_WORKERS...).
+    """
+    processes = []
+
+    def start(**env_overrides: str) -> LiveServer:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMGLINK_")}
+        env["IMGLINK_DATA_DIR"] = str(tmp_path / "live-data")
+        env.update(env_overrides)
+        log = open(tmp_path / f"gunicorn-{port}.log", "wb")
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
+        processes.append(process)
+        server = LiveServer(f"http://127.0.0.1:{port}", env)
+        wait_for(server.url + "/api/v1/health", process=process)
+        return server
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+@pytest.fixture
+def live_server(start_server):
+    return start_server()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free loopback port; yields its URL and a stop/start handle."""
+    binary = require("redis-server")
+
+    class Redis:
+        port = free_port()
+        url = f"redis://127.0.0.1:{port}/0"
+        process: subprocess.Popen | None = None
+
+        def start(self) -> None:
+            self.process = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(tmp_path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+            raise RuntimeError("redis-server did not start")
+
+        def stop(self) -> None:
+            if self.process is not None:
+                stop(self.process)
+                self.process = None
+
+    redis = Redis()
+    redis.start()
+    yield redis
+    redis.stop()

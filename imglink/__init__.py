@@ -36,7 +36,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     limits.init_app(app)
-    app.extensions["imglink.storage"] = make_storage(app.config["STORAGE_URL"])
+    app.extensions["imglink.storage"] = make_storage(
+        app.config["STORAGE_URL"], endpoint_url=app.config["S3_ENDPOINT_URL"],
+        region=app.config["S3_REGION"], access_key=app.config["S3_ACCESS_KEY"],
+        secret_key=app.config["S3_SECRET_KEY"])
     register_error_handlers(app)
     cli.init_app(app)
 

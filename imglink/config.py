@@ -14,9 +14,6 @@ DATA_DIR = "./data"
 # disk as the files, not a RAM-backed /tmp.
 UPLOAD_TMP_DIR = None
 
-# Create missing tables at start-up (right for SQLite; `imglink db upgrade` does it by hand).
-AUTO_CREATE_TABLES = True
-
 # Signs delete-page and CSRF tokens. Left empty, a random key is made once and kept in
 # DATA_DIR/secret_key so that every worker and restart shares it.
 SECRET_KEY = None
@@ -26,6 +23,17 @@ DATABASE_URL = None
 
 # Where image files live. Empty means the local folder DATA_DIR/files.
 STORAGE_URL = None
+
+# S3-compatible storage (STORAGE_URL=s3://bucket/prefix): endpoint (empty for AWS itself),
+# region and credentials (empty: boto3's own chain: environment, ~/.aws, instance role).
+S3_ENDPOINT_URL = None
+S3_REGION = None
+S3_ACCESS_KEY = None
+S3_SECRET_KEY = None
+# How the app answers /i/ and /t/ from S3: "proxy" streams the bytes itself (same headers as
+# local files), "redirect" sends a 302 to a presigned URL valid for S3_PRESIGN_EXPIRY seconds.
+S3_SERVE = "proxy"
+S3_PRESIGN_EXPIRY = 3600
 
 # Public base URL for links (https://img.example.com). Empty means the request's own host,
 # which is right behind a proxy only when TRUSTED_PROXIES is set.

@@ -1,6 +1,8 @@
 """The one database handle: a Peewee proxy bound from a URL, opened and closed per request."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask
 from peewee import DatabaseProxy, Model, SqliteDatabase
 from playhouse.db_url import connect
@@ -12,6 +14,7 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",  # safe with WAL; a crash loses at most the last commit
     "foreign_keys": 1,
 }
+POOL_DEFAULTS = {"max_connections": 32, "stale_timeout": 300, "timeout": 10}
 
 
 class BaseModel(Model):
@@ -20,10 +23,14 @@ class BaseModel(Model):
 
 
 def open_database(url: str) -> None:
-    """Bind the proxy to the database at `url`."""
-    if url.startswith("sqlite"):
+    """Bind the proxy to the database at `url` (SQLite, or PostgreSQL with a pool)."""
+    scheme = urlsplit(url).scheme
+    if scheme.startswith("sqlite"):
         # busy timeout: concurrent writers wait their turn instead of "database is locked".
         db = connect(url, pragmas=SQLITE_PRAGMAS, timeout=30)
+    elif scheme in ("postgres", "postgresql"):
+        # Each worker thread takes a connection from the pool per request and gives it back.
+        db = connect("postgresql+pool" + url[len(scheme):], **POOL_DEFAULTS)
     else:
         db = connect(url)
     database.initialize(db)
@@ -31,7 +38,8 @@ def open_database(url: str) -> None:
 
 def init_app(app: Flask) -> None:
     open_database(app.config["DATABASE_URL"])
-    if app.config["AUTO_CREATE_TABLES"]:
+    if is_sqlite():
+        # The embedded default needs no set-up step; other databases use `imglink db upgrade`.
         create_tables()
 
     @app.before_request
@@ -49,7 +57,7 @@ def is_sqlite() -> bool:
 
 
 def create_tables() -> None:
-    """Create the tables that do not exist yet."""
+    """Create the tables and indexes that do not exist yet."""
     from .models import MODELS
 
     with database.connection_context():

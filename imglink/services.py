@@ -19,7 +19,7 @@ from .auth import LOOKUP_LENGTH, generate_key, hash_key, key_prefix
 from .db import database
 from .errors import (ApiError, FileTooLargeError, ForbiddenError, InvalidImageError,
                      MissingFileError, NotFoundError, UnauthorizedError)
-from .imaging import Limits, process
+from .imaging import MEDIA_TYPES, Limits, process
 from .models import Account, ApiKey, Image, RetiredId, utcnow
 from .storage import Storage
 
@@ -116,9 +116,9 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
     written: list[str] = []
     try:
         upload.stream.seek(0)
-        storage.save(image.original_key, upload.stream)
+        storage.save(image.original_key, upload.stream, MEDIA_TYPES[image.ext])
         written.append(image.original_key)
-        storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail))
+        storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[image.thumb_ext])
         written.append(image.thumbnail_key)
         with database.atomic():
             image.save(force_insert=True)

@@ -7,10 +7,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 
 class Storage(Protocol):
-    def save(self, key: str, fp: BinaryIO) -> None:
+    def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
         """Store the rest of `fp` under `key`, all or nothing."""
 
     def open(self, key: str) -> BinaryIO:
@@ -25,7 +30,13 @@ class Storage(Protocol):
         """Yield every stored key."""
 
     def check(self) -> None:
-        """Raise OSError when the storage cannot be written."""
+        """Raise an exception when the storage cannot be reached."""
+
+    def local_path(self, key: str) -> Path | None:
+        """Return the file's path on this host, or None for remote storage."""
+
+    def presigned_url(self, key: str, expires_in: int) -> str | None:
+        """Return a time-limited URL a client can fetch the file from, where supported."""
 
 
 class LocalStorage:
@@ -41,7 +52,7 @@ class LocalStorage:
             raise ValueError(f"storage key outside the root: {key!r}")
         return path
 
-    def save(self, key: str, fp: BinaryIO) -> None:
+    def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -75,6 +86,85 @@ class LocalStorage:
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise OSError(f"storage folder is not writable: {self.root}")
 
+    def local_path(self, key: str) -> Path:
+        return self.path(key)
+
+    def presigned_url(self, key: str, expires_in: int) -> None:
+        return None
+
+
+class S3Storage:
+    """Objects in an S3-compatible bucket, under an optional prefix, through boto3.
+
+    boto3's managed transfer uploads large files in parts, and an object appears only
+    once complete, so a failed upload never leaves half a file.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
+                 region: str | None = None, access_key: str | None = None,
+                 secret_key: str | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region or None,
+            aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                          connect_timeout=5, read_timeout=60, s3={"addressing_style": "path"}))
+
+    def _name(self, key: str) -> str:
+        return self.prefix + key
+
+    def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        self.client.upload_fileobj(fp, self.bucket, self._name(key), ExtraArgs=extra)
+
+    def open(self, key: str) -> BinaryIO:
+        """Download the object into a temp file (spooled), so it can be sent with ranges."""
+        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        try:
+            self.client.download_fileobj(self.bucket, self._name(key), out)
+        except ClientError as e:
+            out.close()
+            if _is_missing(e):
+                raise FileNotFoundError(key) from None
+            raise
+        out.seek(0)
+        return out  # type: ignore[return-value]
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as e:
+            if _is_missing(e):
+                return False
+            raise
+        return True
+
+    def keys(self) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix):]
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+    def local_path(self, key: str) -> None:
+        return None
+
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._name(key)},
+            ExpiresIn=expires_in)
+
+
+def _is_missing(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    return code in ("404", "NoSuchKey", "NotFound")
+
 
 def _unlink(path: str | os.PathLike) -> None:
     try:
@@ -91,10 +181,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def make_storage(url: str) -> Storage:
-    """Return the storage named by `url`: a folder path or file:// URL."""
-    if url.startswith("file://"):
-        url = url[len("file://"):]
-    if "://" in url:
+def make_storage(url: str, **s3_options: str | None) -> Storage:
+    """Return the storage named by `url`: a folder, file:///folder or s3://bucket/prefix."""
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return S3Storage(parts.netloc, parts.path, **s3_options)
+    if parts.scheme == "file":
+        return LocalStorage(parts.path)
+    if parts.scheme:
         raise ValueError(f"unsupported STORAGE_URL scheme: {url!r}")
     return LocalStorage(url)

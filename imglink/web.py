@@ -1,7 +1,8 @@
 """Blueprint "web": the pages, and the /i/ and /t/ files."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file
+from flask import (Blueprint, Response, current_app, redirect, render_template, request,
+                   send_file)
 
 from . import services, tokens
 from .deps import as_upload, get_storage, image_data, image_links, imaging_limits
@@ -97,14 +98,17 @@ def _send_file(filename: str, thumbnail: bool) -> Response:
     if ext != (image.thumb_ext if thumbnail else image.ext):
         raise NotFoundError()
     key = image.thumbnail_key if thumbnail else image.original_key
+    storage = get_storage()
+    if storage.local_path(key) is None and current_app.config["S3_SERVE"] == "redirect":
+        return redirect(storage.presigned_url(key, current_app.config["S3_PRESIGN_EXPIRY"]))
     try:
-        fp = get_storage().open(key)
+        source = storage.local_path(key) or storage.open(key)
+        response = send_file(source, mimetype=MEDIA_TYPES[ext], conditional=True,
+                             etag=("t-" if thumbnail else "i-") + image.id,
+                             last_modified=image.uploaded_at, max_age=ONE_YEAR)
     except FileNotFoundError:
         current_app.logger.error("Image %s has a record but no file %s", image.id, key)
         raise NotFoundError() from None
-    response = send_file(fp, mimetype=MEDIA_TYPES[ext], conditional=True,
-                         etag=("t-" if thumbnail else "i-") + image.id,
-                         last_modified=image.uploaded_at, max_age=ONE_YEAR)
     response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
     response.headers["Content-Security-Policy"] = FILE_CSP
     response.headers["Content-Disposition"] = f'inline; filename="{image.id}.{ext}"'

@@ -7,7 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,16 +24,127 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def run_as_postgres(args: list[str], **kwargs) -> subprocess.Popen:
+    """Start a PostgreSQL program; as root, as the `postgres` user (it refuses root)."""
+    if os.geteuid() == 0:
+        args = [require("runuser", "util-linux"), "-u", "postgres", "--", *args]
+    return subprocess.Popen(args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL on a free loopback port, for the session; yields its base URL."""
+    initdb = shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb"
+    if not os.path.exists(initdb):
+        require("initdb", "postgresql")
+    postgres = str(Path(initdb).with_name("postgres"))
+    folder = Path(tempfile.mkdtemp(prefix="imglink-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    data = folder / "data"
+    init = run_as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "postgres",
+                            "--no-sync"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = init.communicate(timeout=120)
+    assert init.returncode == 0, err
+    port = free_port()
+    server = run_as_postgres(
+        [postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(folder),
+         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+         "-c", "max_connections=200"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"postgresql://postgres@127.0.0.1:{port}"
+    import psycopg2
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            psycopg2.connect(url + "/postgres").close()
+            break
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise
+            time.sleep(0.1)
+    yield url
+    stop(server)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def app(tmp_path):
-    app = create_app({
+def postgres_url(postgres_server):
+    """A fresh, empty PostgreSQL database for one test; yields its URL."""
+    import psycopg2
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = psycopg2.connect(postgres_server + "/postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    yield f"{postgres_server}/{name}"
+    admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's standalone S3 server on a free loopback port; yields its endpoint URL."""
+    binary = BIN / "moto_server"
+    if not binary.exists():
+        require("moto_server", "moto[server] from PyPI")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url, process=process)
+    yield url
+    stop(process)
+
+
+S3_CREDENTIALS = {"S3_ACCESS_KEY": "testing", "S3_SECRET_KEY": "testing",
+                  "S3_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A new bucket on the S3 server; yields its name."""
+    import boto3
+    name = "imglink-" + uuid.uuid4().hex[:12]
+    client = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    yield name
+
+
+def base_config(tmp_path) -> dict:
+    return {
         "TESTING": True,
         "DATA_DIR": str(tmp_path / "data"),
         "SECRET_KEY": "test-secret",
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": "memory://",
-    })
+    }
+
+
+@pytest.fixture(params=["embedded", "scaled"])
+def backend(request, tmp_path):
+    """Settings for the two deployments every app test runs on: SQLite and local disk, or
+    PostgreSQL and S3 (each a real server on 127.0.0.1)."""
+    if request.param == "embedded":
+        return {}
+    database_url = request.getfixturevalue("postgres_url")
+    bucket = request.getfixturevalue("s3_bucket")
+    from imglink.db import create_tables, open_database
+    open_database(database_url)
+    create_tables()  # as `imglink db upgrade` does before a PostgreSQL deployment starts
+    return {"DATABASE_URL": database_url, "STORAGE_URL": f"s3://{bucket}/images",
+            "S3_ENDPOINT_URL": request.getfixturevalue("s3_server"), **S3_CREDENTIALS}
+
+
+@pytest.fixture
+def app(tmp_path, backend):
+    app = create_app({**base_config(tmp_path), **backend})
     yield app
+    pool = getattr(database.obj, "close_all", None)
+    if pool:
+        pool()
 
 
 class BufferedClient(FlaskClient):

@@ -1,20 +1,26 @@
 """gunicorn settings for ImgLink, used by `make run` and by production alike.
 
-The embedded default keeps quota counters in the worker's memory, so it runs ONE worker
-process with several threads: every request sees the same counters. With
-IMGLINK_RATELIMIT_STORAGE_URI=redis://... set, raise GUNICORN_WORKERS freely.
+Quota counters in memory (the embedded default) are exact only inside one process, so
+ImgLink then runs ONE worker process with several threads. Once
+IMGLINK_RATELIMIT_STORAGE_URI points at Redis, it runs two workers per core. Override
+with GUNICORN_WORKERS / GUNICORN_THREADS.
 """
 import multiprocessing
 import os
 
-workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", str(4 * multiprocessing.cpu_count())))
+cores = multiprocessing.cpu_count()
+shared_counters = os.environ.get("IMGLINK_RATELIMIT_STORAGE_URI", "memory://") != "memory://"
+
+workers = int(os.environ.get("GUNICORN_WORKERS", 2 * cores if shared_counters else 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 4 * cores))
 worker_class = "gthread"
-# Uploads of up to 1 GB from slow clients: nginx buffers them in production, but gunicorn
-# alone must not kill a worker mid-upload.
+# nginx buffers whole request bodies, so a 1 GB upload reaches gunicorn at loopback speed;
+# gunicorn alone must still let a slow client finish, hence the generous timeout.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
-graceful_timeout = 30
+graceful_timeout = 30  # `kill -HUP` reloads workers gracefully; in-flight uploads finish
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
+# Only these addresses may set X-Forwarded-Proto for gunicorn itself; the app's own
+# TRUSTED_PROXIES decides whom it believes about client IPs.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

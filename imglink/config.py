@@ -72,7 +72,9 @@ MAX_EXPIRY_HOURS = 24 * 365 * 10
 # Cap on parts in one multipart body when a plan allows unlimited bulk uploads, and on the
 # in-memory size of non-file form fields: a flood of tiny fields is a quick 413, not a stall.
 MAX_FORM_PARTS = 5_000
-MAX_FORM_MEMORY_SIZE = 64 * 1024
+# (Werkzeug's multipart decoder also counts its read buffer, 64 KiB chunks, against the
+# in-memory size, so it must stay well above that.)
+MAX_FORM_MEMORY_SIZE = 1024 * 1024
 
 # Flask-Limiter, always set explicitly (the limiter keeps state across apps otherwise).
 # memory:// is exact for one gunicorn worker process with threads (the embedded default);

@@ -237,9 +237,10 @@ def wait_for(url: str, timeout: float = 30, process: subprocess.Popen | None = N
 class LiveServer:
     """A running ImgLink server and the environment its admin CLI needs."""
 
-    def __init__(self, url: str, env: dict[str, str]) -> None:
+    def __init__(self, url: str, env: dict[str, str], process: subprocess.Popen) -> None:
         self.url = url
         self.env = env
+        self.process = process
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """Run the `imglink` admin command against this server's data."""
@@ -281,7 +282,7 @@ def start_server(tmp_path):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         processes.append(process)
-        server = LiveServer(f"http://127.0.0.1:{port}", env)
+        server = LiveServer(f"http://127.0.0.1:{port}", env, process)
         wait_for(server.url + "/api/v1/health", process=process)
         return server
 
@@ -328,3 +329,64 @@ def redis_server(tmp_path):
     redis.start()
     yield redis
     redis.stop()
+
+
+DEPLOY = ROOT / "deploy"
+
+
+def render(template: Path, values: dict[str, str]) -> str:
+    """Fill a deploy template's ${NAME} placeholders, as envsubst would."""
+    text = template.read_text()
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert "${" not in "\n".join(code), f"unfilled placeholder in {template}"
+    return text
+
+
+@pytest.fixture
+def start_nginx(tmp_path):
+    """Start nginx with the repo's site config (deploy/nginx) on a free port.
+
+    Only ports and paths are filled in; the main nginx.conf around it is the test's own.
+    """
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        require("nginx")
+    processes = []
+
+    def start(app_urls: list[str], files: str, **values: str) -> str:
+        folder = Path(tempfile.mkdtemp(prefix="nginx-", dir=tmp_path))
+        port = free_port()
+        files_conf = folder / "files.conf"
+        files_conf.write_text(render(DEPLOY / "nginx" / files, values))
+        servers = " ".join(f"server {url.removeprefix('http://')};" for url in app_urls)
+        site = render(DEPLOY / "nginx" / "imglink.conf", {
+            "LISTEN": f"127.0.0.1:{port}", "SERVER_NAME": "localhost",
+            "APP_SERVERS": servers, "FILES_CONF": str(files_conf)})
+        (folder / "site.conf").write_text(site)
+        temp_paths = "\n".join(f"  {kind}_temp_path {folder / kind};"
+                               for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (folder / "nginx.conf").write_text(f"""
+{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+pid {folder / "nginx.pid"};
+error_log {folder / "error.log"} info;
+events {{ worker_connections 512; }}
+http {{
+  access_log {folder / "access.log"};
+{temp_paths}
+  include {folder / "site.conf"};
+}}
+""")
+        process = subprocess.Popen([binary, "-p", str(folder), "-c", str(folder / "nginx.conf")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url + "/api/v1/health", process=process)
+        return url
+
+    yield start
+    for process in processes:
+        stop(process)

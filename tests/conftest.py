@@ -227,9 +227,9 @@ def wait_for(url: str, timeout: float = 30, process: subprocess.Popen | None = N
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before it was ready")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import services
+from . import openapi, services
 from .auth import current_account
 from .db import database
-from .deps import as_upload, get_storage, image_data, imaging_limits, iso
+from .deps import as_upload, base_url, get_storage, image_data, imaging_limits, iso
 from .errors import (BulkLimitError, FileTooLargeError, InvalidImageError,
                      InvalidParameterError, MissingFileError, ServiceUnavailableError,
                      UnauthorizedError)
@@ -169,6 +169,11 @@ def show_account():
     data = {"email": account.email, "created_at": iso(account.created_at),
             "images": account.images.count(), **_limits_data()}
     return ok(data, "Account details")
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.spec(base_url()))
 
 
 @bp.get("/health")

@@ -42,12 +42,12 @@ def hourly_limit() -> str:
 
 def is_api_request() -> bool:
     """Tell whether this request spends the API quota: every /api/v1/ request (unknown
-    routes too), and uploads through the plain HTML form, but not health checks, CORS
-    preflights (they carry no credentials), files or pages."""
+    routes too), and uploads through the plain HTML form, but not health checks, the
+    OpenAPI document, CORS preflights (they carry no credentials), files or pages."""
     if request.method == "OPTIONS":
         return False
     if request.path.startswith("/api/v1/"):
-        return request.path != "/api/v1/health"
+        return request.path not in ("/api/v1/health", "/api/v1/openapi.json")
     return request.endpoint == "web.upload_form"
 
 

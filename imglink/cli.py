@@ -1,6 +1,7 @@
 """The `imglink` admin commands, built on Flask's CLI."""
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 import click
@@ -9,7 +10,7 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from . import services
 from .db import create_tables, database
-from .deps import get_storage
+from .deps import get_storage, imaging_limits
 
 
 def _service(fn):
@@ -96,6 +97,35 @@ def purge_expired():
     click.echo(f"Purged {count} expired image{'s' if count != 1 else ''}.")
 
 
+storage_group = AppGroup("storage", help="Inspect and repair stored files.")
+
+
+@storage_group.command("check")
+@click.option("--fix", is_flag=True, help="Remove orphan files, drop records whose original "
+              "is gone, and remake missing thumbnails. Without it, only report.")
+@click.option("--grace-minutes", default=10, show_default=True, type=click.IntRange(0),
+              help="Leave files younger than this alone (uploads in progress).")
+@_service
+def storage_check(fix: bool, grace_minutes: int):
+    """Report files without records and records without files; exit 1 if any remain."""
+    report = services.check_storage(get_storage(), imaging_limits(), fix=fix,
+                                    grace=dt.timedelta(minutes=grace_minutes))
+    verb = "removed" if fix else "found"
+    for key in report.orphan_files:
+        click.echo(f"orphan file ({verb}): {key}")
+    for image_id in report.missing_originals:
+        click.echo(f"record without its original ({'deleted' if fix else 'found'}): {image_id}")
+    for image_id in report.missing_thumbnails:
+        done = image_id not in report.unfixable
+        state = ("remade" if done else "could not be remade") if fix else "found"
+        click.echo(f"record without its thumbnail ({state}): {image_id}")
+    click.echo("Storage and records agree." if report.clean else
+               f"{len(report.orphan_files)} orphan files, {len(report.missing_originals)} "
+               f"missing originals, {len(report.missing_thumbnails)} missing thumbnails.")
+    if not report.clean and (not fix or report.unfixable):
+        raise SystemExit(1)
+
+
 db_group = AppGroup("db", help="Manage the database schema.")
 
 
@@ -107,7 +137,7 @@ def db_upgrade():
 
 
 def init_app(app: Flask) -> None:
-    for command in (account_group, key_group, purge_expired, db_group):
+    for command in (account_group, key_group, purge_expired, storage_group, db_group):
         app.cli.add_command(command)
 
 

@@ -9,6 +9,7 @@ import logging
 import re
 import secrets
 import string
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -113,17 +114,15 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
         delete_token_hash=_hash_token(token), uploaded_at=now,
         expires_at=now + dt.timedelta(hours=expiry_hours) if expiry_hours else None,
     )
-    written: list[str] = []
     try:
         upload.stream.seek(0)
         storage.save(image.original_key, upload.stream, MEDIA_TYPES[image.ext])
-        written.append(image.original_key)
         storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[image.thumb_ext])
-        written.append(image.thumbnail_key)
         with database.atomic():
             image.save(force_insert=True)
     except BaseException:
-        for key in written:
+        # Whatever step failed, possibly after a file was in place: no file without a record.
+        for key in (image.original_key, image.thumbnail_key):
             _delete_quietly(storage, key)
         raise
     return UploadResult(image, token)
@@ -187,6 +186,63 @@ def _delete_quietly(storage: Storage, key: str) -> None:
         storage.delete(key)
     except Exception:  # noqa: BLE001 - the orphan is reported by `imglink storage check`
         log.exception("Could not remove %s", key)
+
+
+# Storage consistency, for `imglink storage check`.
+
+@dataclass
+class StorageReport:
+    orphan_files: list[str] = field(default_factory=list)  # no record owns them
+    missing_originals: list[str] = field(default_factory=list)  # image ids
+    missing_thumbnails: list[str] = field(default_factory=list)  # image ids
+    unfixable: list[str] = field(default_factory=list)  # thumbnails that could not be remade
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orphan_files or self.missing_originals or self.missing_thumbnails)
+
+
+def check_storage(storage: Storage, limits: Limits, *, fix: bool = False,
+                  grace: dt.timedelta = dt.timedelta(minutes=10)) -> StorageReport:
+    """Compare stored files with image records; with `fix`, remove orphans and remake thumbnails.
+
+    Files younger than `grace` are left alone: an upload writes its files before its record.
+    """
+    # Records first: every file of a record in this snapshot was written before it.
+    images = {image.id: image for image in Image.select().iterator()}
+    expected = {key: image.id for image in images.values()
+                for key in (image.original_key, image.thumbnail_key)}
+    cutoff = time.time() - grace.total_seconds()
+    present: set[str] = set()
+    report = StorageReport()
+    for key, modified in storage.entries():
+        if key in expected:
+            present.add(key)
+        elif modified < cutoff:
+            report.orphan_files.append(key)
+    for image in images.values():
+        if image.original_key not in present:
+            report.missing_originals.append(image.id)
+        elif image.thumbnail_key not in present:
+            report.missing_thumbnails.append(image.id)
+    if fix:
+        for key in report.orphan_files:
+            _delete_quietly(storage, key)
+        for image_id in report.missing_originals:
+            delete_image(images[image_id], storage)  # the image is lost; its links must 404
+        for image_id in report.missing_thumbnails:
+            try:
+                remake_thumbnail(images[image_id], storage, limits)
+            except ApiError:
+                report.unfixable.append(image_id)
+    return report
+
+
+def remake_thumbnail(image: Image, storage: Storage, limits: Limits) -> None:
+    """Render the image's thumbnail again from its stored original."""
+    with storage.open(image.original_key) as original:
+        info = process(original, limits)
+    storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[info.thumbnail_ext])
 
 
 # Accounts and keys, for the admin CLI.

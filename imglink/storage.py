@@ -26,6 +26,9 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def entries(self) -> Iterator[tuple[str, float]]:
+        """Yield every stored key, temp files included, with its modification time."""
+
     def keys(self) -> Iterator[str]:
         """Yield every stored key."""
 
@@ -76,11 +79,18 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def keys(self) -> Iterator[str]:
+    def entries(self) -> Iterator[tuple[str, float]]:
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                if not name.startswith(".tmp-"):
-                    yield Path(dirpath, name).relative_to(self.root).as_posix()
+                path = Path(dirpath, name)
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:  # deleted while we walked
+                    continue
+                yield path.relative_to(self.root).as_posix(), mtime
+
+    def keys(self) -> Iterator[str]:
+        return (key for key, _ in self.entries())
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -143,11 +153,14 @@ class S3Storage:
             raise
         return True
 
-    def keys(self) -> Iterator[str]:
+    def entries(self) -> Iterator[tuple[str, float]]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix):]
+                yield item["Key"][len(self.prefix):], item["LastModified"].timestamp()
+
+    def keys(self) -> Iterator[str]:
+        return (key for key, _ in self.entries())
 
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)

@@ -1,0 +1,139 @@
+"""Faults at each step of an upload lose nothing and leave nothing behind; `storage check`."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image as PILImage
+
+from conftest import make_image, upload
+from imglink import imaging, storage as storage_module
+from imglink.db import database
+from imglink.models import Image, RetiredId
+
+
+class Injected(RuntimeError):
+    pass
+
+
+def records(app) -> list[Image]:
+    with app.app_context(), database.connection_context():
+        return list(Image.select())
+
+
+def stored(app) -> list[str]:
+    return sorted(app.extensions["imglink.storage"].keys())
+
+
+def fail_save(storage, monkeypatch, *, call: int, after_write: bool) -> None:
+    """Make the `call`-th storage.save fail, before or after it stored the file."""
+    real = storage.save
+    calls = []
+
+    def save(key, fp, content_type=None):
+        calls.append(key)
+        if len(calls) == call:
+            if after_write:
+                real(key, fp, content_type)
+            raise Injected(f"injected failure saving {key}")
+        return real(key, fp, content_type)
+
+    monkeypatch.setattr(storage, "save", save)
+
+
+def assert_nothing_left(app, client, response) -> None:
+    assert response.status_code == 500
+    assert response.json["error"]["code"] == "INTERNAL_ERROR"
+    assert "Injected" not in response.get_data(as_text=True)
+    assert records(app) == []
+    assert stored(app) == []
+    again = upload(client, make_image())  # the service is fine afterwards
+    assert again.status_code == 200
+    assert len(stored(app)) == 2 and len(records(app)) == 1
+
+
+@pytest.mark.parametrize("call, after_write", [
+    (1, False),  # the original cannot be written
+    (1, True),   # the original is in place, then the write reports a failure
+    (2, False),  # the thumbnail cannot be written
+    (2, True),   # both files in place, then a failure
+], ids=["original-before", "original-after", "thumbnail-before", "thumbnail-after"])
+def test_a_storage_failure_leaves_no_file_and_no_record(app, client, monkeypatch, call,
+                                                        after_write):
+    fail_save(app.extensions["imglink.storage"], monkeypatch, call=call, after_write=after_write)
+    assert_nothing_left(app, client, upload(client, make_image()))
+
+
+def test_a_failed_database_commit_removes_the_files(app, client, monkeypatch):
+    real = Image.save
+    state = {"failed": False}
+
+    def save(self, *args, **kwargs):
+        if not state["failed"]:
+            state["failed"] = True
+            raise Injected("injected failure at commit")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "save", save)
+    assert_nothing_left(app, client, upload(client, make_image()))
+
+
+def test_a_failure_while_thumbnailing_stores_nothing(app, client, monkeypatch):
+    real = imaging._thumbnail
+    state = {"failed": False}
+
+    def thumbnail(*args, **kwargs):
+        if not state["failed"]:
+            state["failed"] = True
+            raise Injected("injected failure while thumbnailing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "_thumbnail", thumbnail)
+    assert_nothing_left(app, client, upload(client, make_image()))
+
+
+def test_a_failed_rename_leaves_no_temp_file(tmp_path, monkeypatch):
+    local = storage_module.LocalStorage(tmp_path / "files")
+
+    def replace(src, dst):
+        raise OSError("injected: disk full at rename")
+
+    monkeypatch.setattr(storage_module.os, "replace", replace)
+    with pytest.raises(OSError):
+        local.save("i/ab/cd/abcd123456.png", io.BytesIO(b"x" * 10_000))
+    assert list(local.keys()) == []
+
+
+def test_storage_check_reports_then_fixes(app, client, runner):
+    storage = app.extensions["imglink.storage"]
+    images = [upload(client, make_image("PNG", (400, 300))).json["data"] for _ in range(3)]
+    intact, no_thumb, no_original = images
+    with app.app_context(), database.connection_context():
+        by_id = {image.id: image for image in Image.select()}
+    storage.delete(by_id[no_thumb["id"]].thumbnail_key)
+    storage.delete(by_id[no_original["id"]].original_key)
+    storage.save("i/Zz/Zz/ZzZz000000.png", io.BytesIO(b"left behind by a killed worker"))
+
+    dry = runner.invoke(args=["storage", "check", "--grace-minutes", "0"])
+    assert dry.exit_code == 1
+    assert "orphan file (found): i/Zz/Zz/ZzZz000000.png" in dry.output
+    assert f"record without its original (found): {no_original['id']}" in dry.output
+    assert f"record without its thumbnail (found): {no_thumb['id']}" in dry.output
+    assert storage.exists("i/Zz/Zz/ZzZz000000.png")  # a dry run changes nothing
+
+    young = runner.invoke(args=["storage", "check"])  # default grace: 10 minutes
+    assert "orphan file (found)" not in young.output  # too young: maybe an upload under way
+
+    fixed = runner.invoke(args=["storage", "check", "--fix", "--grace-minutes", "0"])
+    assert fixed.exit_code == 0, fixed.output
+    assert not storage.exists("i/Zz/Zz/ZzZz000000.png")
+    assert f"record without its thumbnail (remade): {no_thumb['id']}" in fixed.output
+    thumb = client.get(f"/t/{no_thumb['id']}.png")
+    assert thumb.status_code == 200 and PILImage.open(io.BytesIO(thumb.data)).size == (320, 240)
+    assert client.get(f"/api/v1/image/{no_original['id']}").status_code == 404
+    with app.app_context(), database.connection_context():
+        assert RetiredId.get_or_none(RetiredId.id == no_original["id"]) is not None
+    assert client.get(f"/i/{intact['id']}.png").status_code == 200
+
+    clean = runner.invoke(args=["storage", "check", "--grace-minutes", "0"])
+    assert clean.exit_code == 0 and "Storage and records agree." in clean.output

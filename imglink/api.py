@@ -9,10 +9,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from . import openapi, services
 from .auth import current_account
 from .db import database
-from .deps import as_upload, base_url, get_storage, image_data, imaging_limits, iso
+from .deps import as_upload, base_url, get_storage, image_data, iso, upload_data, upload_options
 from .errors import (BulkLimitError, FileTooLargeError, InvalidImageError,
-                     InvalidParameterError, MissingFileError, ServiceUnavailableError,
-                     UnauthorizedError)
+                     InvalidParameterError, MissingFileError, NotFoundError,
+                     ServiceUnavailableError, UnauthorizedError)
 from .limits import Plan, current_plan, limiter, unlimited_caller
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -44,10 +44,18 @@ def add_api_headers(response: Response) -> Response:
     return response
 
 
+# Endpoints anyone may call, whatever Authorization header they send.
+PUBLIC_ENDPOINTS = ("api.health", "api.openapi_document")
+
+
 @bp.before_request
-def answer_preflight() -> Response | None:
+def answer_preflight_and_authenticate() -> Response | None:
     if request.method == "OPTIONS":
-        return Response(status=204)
+        response = Response(status=204)
+        del response.headers["Content-Type"]  # no body, so no type
+        return response
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        current_account()  # a bad key is a 401 on every endpoint, before any work
     return None
 
 
@@ -63,23 +71,7 @@ def _prepare_body(plan: Plan, files: int | None) -> None:
 
 
 def _upload_options(plan: Plan) -> dict[str, Any]:
-    config = current_app.config
-    album = request.form.get("album", "").strip() or None
-    if album is not None and (len(album) > config["ALBUM_MAX_LENGTH"] or not album.isprintable()):
-        raise InvalidParameterError(
-            f"album must be printable text of at most {config['ALBUM_MAX_LENGTH']} characters")
-    raw_expiry = request.form.get("expiry", "").strip()
-    if not raw_expiry:
-        expiry = 0
-    elif re.fullmatch(r"[0-9]{1,9}", raw_expiry) and int(raw_expiry) <= config["MAX_EXPIRY_HOURS"]:
-        expiry = int(raw_expiry)
-    else:
-        raise InvalidParameterError(
-            f"expiry must be a whole number of hours from 0 (permanent) to "
-            f"{config['MAX_EXPIRY_HOURS']}")
-    return {"storage": get_storage(), "limits": imaging_limits(), "max_file": plan.max_file,
-            "account": current_account(), "album": album, "expiry_hours": expiry,
-            "filename_max_length": config["FILENAME_MAX_LENGTH"]}
+    return upload_options(plan, current_account())
 
 
 @bp.post("/upload")
@@ -91,7 +83,7 @@ def upload_image():
     if file is None:
         raise MissingFileError("No file was uploaded: send it in the multipart field 'file'")
     result = services.upload_image(as_upload(file), **options)
-    return ok(image_data(result.image, result.delete_token), "Image uploaded successfully")
+    return ok(upload_data(result), "Image uploaded successfully")
 
 
 @bp.post("/upload/bulk")
@@ -116,7 +108,7 @@ def upload_bulk():
             raise type(first)(f"No image was stored: {first.message}", details=errors)
         raise InvalidImageError("No image was stored; error.details says why for each file",
                                 details=errors)
-    images = [image_data(r.image, r.delete_token) for r in result.results]
+    images = [upload_data(r) for r in result.results]
     message = f"{len(images)} of {len(files)} images uploaded successfully"
     return ok({"images": images, "errors": errors}, message)
 
@@ -196,3 +188,53 @@ def health():
 def _check_quota_store() -> None:
     if limiter.enabled and not limiter.storage.check():
         raise ConnectionError("quota store check failed")
+
+
+# A view page or direct link: http(s)://HOST/image/ID or http(s)://HOST/i/ID.EXT
+OEMBED_URL = re.compile(r"https?://(?P<host>[^/?#]+)/(?:image/(?P<view>[A-Za-z0-9]+)/?"
+                        r"|i/(?P<direct>[A-Za-z0-9]+)\.(?P<ext>\w+))(?:[?#].*)?")
+
+
+@bp.get("/oembed")
+def show_oembed():
+    """Describe an image for oEmbed consumers (oEmbed 1.0, type "photo").
+
+    `url` is the image's view page or direct link on this site; `maxwidth` and `maxheight`
+    scale the reported size down, keeping the aspect ratio. The answer is the bare oEmbed
+    object consumers expect, not the envelope. Errors keep the envelope: 404 NOT_FOUND for
+    a URL that names no live image of this site, 400 INVALID_PARAMETER for a bad parameter,
+    a `format` other than json included (rather than the spec's 501, which API.md's error
+    table has no code for; the view pages only ever advertise JSON).
+    """
+    if request.args.get("format", "json") != "json":
+        raise InvalidParameterError("Only format=json is available")
+    url = request.args.get("url", "").strip()
+    if not url:
+        raise InvalidParameterError("url is required: the view page or direct link of an image")
+    bounds = {}
+    for name in ("maxwidth", "maxheight"):
+        raw = request.args.get(name, "").strip()
+        if raw:
+            if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) == 0:
+                raise InvalidParameterError(f"{name} must be a positive whole number of pixels")
+            bounds[name] = int(raw)
+    match = OEMBED_URL.fullmatch(url)
+    hosts = {base_url().partition("://")[2].split("/")[0].lower(), request.host.lower()}
+    if match is None or match["host"].lower() not in hosts:
+        raise NotFoundError("No image of this site has this URL")
+    image = services.get_image(match["view"] or match["direct"])
+    if match["direct"] and match["ext"] != image.ext:
+        raise NotFoundError("No image of this site has this URL")
+    data = image_data(image)
+    scale = min(1.0, bounds.get("maxwidth", image.width) / image.width,
+                bounds.get("maxheight", image.height) / image.height)
+    return jsonify({
+        "version": "1.0",
+        "type": "photo",
+        "url": data["links"]["direct"],
+        "width": max(1, int(image.width * scale)),
+        "height": max(1, int(image.height * scale)),
+        "title": image.filename,
+        "provider_name": "ImgLink",
+        "provider_url": base_url() + "/",
+    })

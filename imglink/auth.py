@@ -89,5 +89,10 @@ def _account_from_request() -> Account | None:
 def current_account() -> Account | None:
     """Return the account of the request's API key, None when anonymous; raise on a bad key."""
     if "account" not in g:
-        g.account = _account_from_request()
+        try:
+            g.account = _account_from_request()
+        except UnauthorizedError as e:
+            g.account, g.auth_error = None, e
+    if "auth_error" in g:
+        raise g.auth_error
     return g.account

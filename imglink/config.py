@@ -60,6 +60,11 @@ MAX_PIXELS = 100_000_000
 MAX_FRAMES = 1_000
 MAX_TOTAL_PIXELS = 1_000_000_000
 
+# Remove location and personal metadata (EXIF GPS, serials, XMP, IPTC, comments, text
+# chunks) from stored originals, keeping the orientation and ICC profile; pixels of JPEG,
+# PNG, WebP and GIF are not re-encoded. Thumbnails never carry metadata.
+STRIP_METADATA = True
+
 # Thumbnails fit inside this square, keep their aspect ratio and are never upscaled.
 THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 85

@@ -1,16 +1,21 @@
 """What the views share from the app and the request: storage, imaging limits, links."""
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 from markupsafe import escape
 from werkzeug.datastructures import FileStorage
 
+from .errors import InvalidParameterError
 from .imaging import Limits
-from .models import Image
-from .services import Upload
+from .models import Account, Image
+from .services import Upload, UploadResult
 from .storage import Storage
+
+if TYPE_CHECKING:
+    from .limits import Plan
 
 
 def as_upload(file: FileStorage) -> Upload:
@@ -40,7 +45,7 @@ def markdown_text(text: str) -> str:
     return "".join("\\" + c if c in "\\[]()*_`<>!" else c for c in text)
 
 
-def image_links(image: Image, delete_token: str | None = None) -> dict[str, str]:
+def image_links(image: Image) -> dict[str, str]:
     base = base_url()
     direct = f"{base}/i/{image.id}.{image.ext}"
     links = {
@@ -51,8 +56,6 @@ def image_links(image: Image, delete_token: str | None = None) -> dict[str, str]
         "html": f'<img src="{direct}" alt="{escape(image.filename)}">',
         "markdown": f"![{markdown_text(image.filename)}]({direct})",
     }
-    if delete_token:
-        links["delete"] = f"{base}/image/{image.id}/delete?token={delete_token}"
     return links
 
 
@@ -60,9 +63,9 @@ def iso(value) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def image_data(image: Image, delete_token: str | None = None) -> dict[str, Any]:
-    """Serialize an image as API.md's image object; secrets only with `delete_token`."""
-    data: dict[str, Any] = {
+def image_data(image: Image) -> dict[str, Any]:
+    """Serialize an image as API.md's image object, without secrets."""
+    return {
         "id": image.id,
         "filename": image.filename,
         "size": image.size,
@@ -72,8 +75,42 @@ def image_data(image: Image, delete_token: str | None = None) -> dict[str, Any]:
         "album": image.album,
         "uploaded_at": iso(image.uploaded_at),
         "expires_at": iso(image.expires_at),
-        "links": image_links(image, delete_token),
+        "links": image_links(image),
     }
-    if delete_token:
-        data["delete_token"] = delete_token
+
+
+def upload_data(result: UploadResult) -> dict[str, Any]:
+    """Serialize a fresh upload: the image object plus its delete token, its delete page and
+    the metadata that was removed. Only the upload response carries these."""
+    data = image_data(result.image)
+    data["links"]["delete"] = (f"{base_url()}/image/{result.image.id}/delete"
+                               f"?token={result.delete_token}")
+    data["delete_token"] = result.delete_token
+    data["metadata_removed"] = result.metadata_removed
     return data
+
+
+def upload_options(plan: Plan, account: Account | None) -> dict[str, Any]:
+    """Return the upload service's options for this request, the API and the HTML form alike.
+
+    The form's `album` and `expiry` are validated as API.md says (InvalidParameterError,
+    400 INVALID_PARAMETER, when bad); the rest comes from the plan and the app.
+    """
+    config = current_app.config
+    album = request.form.get("album", "").strip() or None
+    if album is not None and (len(album) > config["ALBUM_MAX_LENGTH"] or not album.isprintable()):
+        raise InvalidParameterError(
+            f"album must be printable text of at most {config['ALBUM_MAX_LENGTH']} characters")
+    raw_expiry = request.form.get("expiry", "").strip()
+    if not raw_expiry:
+        expiry = 0
+    elif re.fullmatch(r"[0-9]{1,9}", raw_expiry) and int(raw_expiry) <= config["MAX_EXPIRY_HOURS"]:
+        expiry = int(raw_expiry)
+    else:
+        raise InvalidParameterError(
+            f"expiry must be a whole number of hours from 0 (permanent) to "
+            f"{config['MAX_EXPIRY_HOURS']}")
+    return {"storage": get_storage(), "limits": imaging_limits(), "max_file": plan.max_file,
+            "account": account, "album": album, "expiry_hours": expiry,
+            "filename_max_length": config["FILENAME_MAX_LENGTH"],
+            "strip_metadata": config["STRIP_METADATA"], "tmp_dir": config["UPLOAD_TMP_DIR"]}

@@ -69,10 +69,12 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
     InvalidImageError for a corrupt, truncated or oversized image.
     """
     fp.seek(0)
-    formats = list(limits.formats) + (["MPO"] if "JPEG" in limits.formats else [])
     try:
-        im = Image.open(fp, formats=formats)
+        # Pillow's JPEG opener also opens MPO files (JPEGs with extra frames, from phones).
+        im = Image.open(fp, formats=list(limits.formats))
     except UnidentifiedImageError:
+        if _signature(fp) in limits.formats:
+            raise InvalidImageError("The image is corrupt: its header cannot be read") from None
         raise InvalidFileTypeError(
             "Only image files are allowed (" + ", ".join(limits.formats) + ")") from None
     except DECODE_ERRORS as e:
@@ -96,6 +98,24 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
         except DECODE_ERRORS as e:
             raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
     return ImageInfo(fmt, FORMATS[fmt][0], width, height, frames, thumb, thumb_ext)
+
+
+SIGNATURES = [
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+]
+
+
+def _signature(fp: BinaryIO) -> str | None:
+    """Name the format whose magic bytes `fp` starts with, to tell a broken image from a
+    file that is no image at all."""
+    fp.seek(0)
+    head = fp.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    return next((fmt for magic, fmt in SIGNATURES if head.startswith(magic)), None)
 
 
 def _check_limits(width: int, height: int, frames: int, limits: Limits) -> None:

@@ -9,7 +9,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits.errors import StorageError
 
 from .auth import current_account
-from .errors import RateLimitError, ServiceUnavailableError, error_response
+from .errors import RateLimitError, ServiceUnavailableError, UnauthorizedError, error_response
+from .models import Account
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,27 @@ def current_plan() -> Plan:
     return get_plan(account.plan if account else "anonymous")
 
 
+def quota_account() -> Account | None:
+    """Return the account whose quota this request spends. A bad key spends its client IP's
+    anonymous quota (the request is then refused with 401), so guessing keys is throttled."""
+    try:
+        return current_account()
+    except UnauthorizedError:
+        return None
+
+
+def quota_plan() -> Plan:
+    account = quota_account()
+    return get_plan(account.plan if account else "anonymous")
+
+
 def quota_key() -> str:
-    account = current_account()
+    account = quota_account()
     return f"account:{account.id}" if account else f"ip:{request.remote_addr}"
 
 
 def hourly_limit() -> str:
-    return f"{current_plan().hourly or 1} per hour"
+    return f"{quota_plan().hourly or 1} per hour"
 
 
 def is_api_request() -> bool:
@@ -52,12 +67,12 @@ def is_api_request() -> bool:
 
 
 def exempt_from_quota() -> bool:
-    return not is_api_request() or current_plan().hourly is None
+    return not is_api_request() or quota_plan().hourly is None
 
 
 def unlimited_caller() -> bool:
     """Tell whether the request's caller, already identified, has no hourly quota."""
-    return "account" in g and current_plan().hourly is None
+    return "account" in g and quota_plan().hourly is None
 
 
 # One application-wide limit: one counter per caller across every endpoint. The request
@@ -79,7 +94,7 @@ def _quota_store_down(e: StorageError) -> Response:
 
 def _quota_spent(e: RateLimitExceeded) -> Response:
     quota = limiter.current_limit
-    plan = current_plan()
+    plan = quota_plan()
     reset = dt.datetime.fromtimestamp(quota.reset_at, dt.timezone.utc) if quota else None
     message = f"The {plan.name} plan allows {plan.hourly:,} API requests per hour"
     if reset:

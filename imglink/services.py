@@ -9,6 +9,7 @@ import logging
 import re
 import secrets
 import string
+import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from .auth import LOOKUP_LENGTH, generate_key, hash_key, key_prefix
 from .db import database
 from .errors import (ApiError, FileTooLargeError, ForbiddenError, InvalidImageError,
                      MissingFileError, NotFoundError, UnauthorizedError)
-from .imaging import MEDIA_TYPES, Limits, process
+from . import metadata
+from .imaging import MEDIA_TYPES, ImageInfo, Limits, process
 from .models import Account, ApiKey, Image, RetiredId, utcnow
 from .storage import Storage
 
@@ -47,6 +49,7 @@ class Upload:
 class UploadResult:
     image: Image
     delete_token: str
+    metadata_removed: list[str] = field(default_factory=list)  # metadata.KINDS names
 
 
 @dataclass
@@ -56,11 +59,12 @@ class BulkResult:
 
 
 def safe_filename(raw: str | None, ext: str, max_length: int) -> str:
-    """Return the client's file name reduced to its last component and safe to show."""
+    """Return the client's file name reduced to its last component and safe to show;
+    `image.EXT` when nothing is left (`ext` empty: an empty string)."""
     name = re.split(r"[/\\]", raw or "")[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
     if not name:
-        return f"image.{ext}"
+        return f"image.{ext}" if ext else ""
     if len(name) > max_length:
         stem, dot, suffix = name.rpartition(".")
         if dot and 0 < len(suffix) <= 10:
@@ -92,8 +96,8 @@ def _file_size(stream: BinaryIO) -> int:
 
 def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: int,
                  account: Account | None, album: str | None, expiry_hours: int,
-                 filename_max_length: int) -> UploadResult:
-    """Validate, thumbnail and store one image; return its record and delete token."""
+                 filename_max_length: int, strip_metadata: bool, tmp_dir: str) -> UploadResult:
+    """Validate, thumbnail, clean and store one image; return its record and delete token."""
     size = max(_file_size(upload.stream), upload.received or 0)
     if size > max_file:
         raise FileTooLargeError(
@@ -103,6 +107,25 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
             raise MissingFileError()
         raise InvalidImageError("The file is empty")
     info = process(upload.stream, limits)
+    with tempfile.TemporaryFile(dir=tmp_dir) as cleaned:
+        removed = _strip_metadata(upload.stream, cleaned, info.format) if strip_metadata else []
+        stored = cleaned if removed else upload.stream
+        return _store(stored, _file_size(stored), info, removed, upload.filename,
+                      storage=storage, account=account, album=album, expiry_hours=expiry_hours,
+                      filename_max_length=filename_max_length)
+
+
+def _strip_metadata(src: BinaryIO, dst: BinaryIO, fmt: str) -> list[str]:
+    try:
+        return metadata.strip(src, dst, fmt)
+    except ValueError as e:
+        raise InvalidImageError(f"The image's structure is broken: {e}") from None
+
+
+def _store(stream: BinaryIO, size: int, info: ImageInfo, removed: list[str], filename: str, *,
+           storage: Storage, account: Account | None, album: str | None, expiry_hours: int,
+           filename_max_length: int) -> UploadResult:
+    """Write the image's files, then its record; on any failure, neither stays."""
 
     image_id = _new_image_id()
     token = secrets.token_urlsafe(24)
@@ -110,13 +133,13 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
     image = Image(
         id=image_id, account=account, size=size, width=info.width, height=info.height,
         format=info.format, ext=info.ext, thumb_ext=info.thumbnail_ext, album=album,
-        filename=safe_filename(upload.filename, info.ext, filename_max_length),
+        filename=safe_filename(filename, info.ext, filename_max_length),
         delete_token_hash=_hash_token(token), uploaded_at=now,
         expires_at=now + dt.timedelta(hours=expiry_hours) if expiry_hours else None,
     )
     try:
-        upload.stream.seek(0)
-        storage.save(image.original_key, upload.stream, MEDIA_TYPES[image.ext])
+        stream.seek(0)
+        storage.save(image.original_key, stream, MEDIA_TYPES[image.ext])
         storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[image.thumb_ext])
         with database.atomic():
             image.save(force_insert=True)
@@ -125,7 +148,7 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
         for key in (image.original_key, image.thumbnail_key):
             _delete_quietly(storage, key)
         raise
-    return UploadResult(image, token)
+    return UploadResult(image, token, removed)
 
 
 def upload_images(uploads: list[Upload], **options) -> BulkResult:
@@ -135,7 +158,8 @@ def upload_images(uploads: list[Upload], **options) -> BulkResult:
         try:
             result.results.append(upload_image(upload, **options))
         except ApiError as e:
-            result.errors.append((index, upload.filename, e))
+            name = safe_filename(upload.filename, "", options["filename_max_length"])
+            result.errors.append((index, name, e))
     return result
 
 

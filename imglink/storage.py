@@ -129,8 +129,8 @@ class S3Storage:
         self.client.upload_fileobj(fp, self.bucket, self._name(key), ExtraArgs=extra)
 
     def open(self, key: str) -> BinaryIO:
-        """Download the object into a temp file (spooled), so it can be sent with ranges."""
-        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        """Download the object into a temp file, so it can be sent with its length and ranges."""
+        out = tempfile.TemporaryFile()
         try:
             self.client.download_fileobj(self.bucket, self._name(key), out)
         except ClientError as e:

@@ -1,14 +1,18 @@
 """Blueprint "web": the pages, and the /i/ and /t/ files."""
 from __future__ import annotations
 
+import os
+from typing import Any
+from urllib.parse import urlencode
+
 from flask import (Blueprint, Response, current_app, redirect, render_template, request,
-                   send_file)
+                   send_file, url_for)
 
 from . import services, tokens
-from .deps import as_upload, get_storage, image_data, image_links, imaging_limits
+from .deps import as_upload, base_url, get_storage, image_links, upload_data, upload_options
 from .errors import BulkLimitError, ForbiddenError, InvalidParameterError, NotFoundError
 from .imaging import MEDIA_TYPES
-from .limits import current_plan
+from .limits import Plan, get_plan
 from .models import Image
 
 bp = Blueprint("web", __name__)
@@ -20,54 +24,130 @@ PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
             "frame-ancestors 'none'; form-action 'self'")
 FILE_CSP = "default-src 'none'; sandbox"
 
+# What browsers call each format: media types and file name extensions, for the file
+# picker's `accept` and the home page's check before uploading. The server still decides
+# from the bytes alone.
+FORMAT_HINTS = {
+    "JPEG": (("image/jpeg", "image/pjpeg"), ("jpg", "jpeg", "jpe", "jfif")),
+    "PNG": (("image/png",), ("png",)),
+    "GIF": (("image/gif",), ("gif",)),
+    "WEBP": (("image/webp",), ("webp",)),
+    "AVIF": (("image/avif",), ("avif",)),
+    "BMP": (("image/bmp", "image/x-ms-bmp"), ("bmp",)),
+    "TIFF": (("image/tiff",), ("tif", "tiff")),
+}
+# The expiry menu of the upload form, in hours (0: never); the API takes any whole number.
+EXPIRY_CHOICES = ((0, "Never"), (1, "1 hour"), (24, "1 day"), (24 * 7, "1 week"),
+                  (24 * 30, "30 days"), (24 * 365, "1 year"))
 
-@bp.after_request
+
+@bp.after_app_request
 def add_page_headers(response: Response) -> Response:
+    # App-wide, so that error pages for unrouted URLs and the static files get them too;
+    # the API's JSON is left as the API blueprint makes it.
+    if request.path.startswith("/api/"):
+        return response
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     return response
 
 
+@bp.app_template_filter("human_size")
+def human_size(size: int) -> str:
+    """Return a byte count in people's units (MB means MiB, as API.md says): 1.5 MB."""
+    if size < 1024:
+        return f"{size:,} bytes" if size != 1 else "1 byte"
+    value = float(size)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            break
+    return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
+
+
+@bp.app_context_processor
+def page_helpers() -> dict[str, Any]:
+    # A callable, so that pages which do not show the limits (files, errors) pay nothing.
+    return {"anonymous_limits": anonymous_limits}
+
+
+def anonymous_limits() -> dict[str, Any]:
+    """Return the anonymous plan's upload limits, as GET /api/v1/limits names them."""
+    plan = get_plan("anonymous")
+    formats = [f for f in current_app.config["ALLOWED_FORMATS"] if f in FORMAT_HINTS]
+    return {
+        "plan": plan.name,
+        "max_file_size": plan.max_file,
+        "max_files_per_bulk": plan.bulk,
+        "formats": formats,
+        "types": {f: {"media_types": FORMAT_HINTS[f][0], "extensions": FORMAT_HINTS[f][1]}
+                  for f in formats},
+    }
+
+
+def _render_home(error: str | None = None, form: Any = None) -> str:
+    limits = anonymous_limits()
+    accept = ",".join([t for f in limits["formats"] for t in FORMAT_HINTS[f][0]]
+                      + ["." + e for f in limits["formats"] for e in FORMAT_HINTS[f][1]])
+    return render_template("home.html", limits=limits, accept=accept, error=error,
+                           form=form or {}, expiry_choices=EXPIRY_CHOICES,
+                           album_max_length=current_app.config["ALBUM_MAX_LENGTH"])
+
+
 @bp.get("/")
 def home():
-    return render_template("home.html", plan=current_plan())
+    return _render_home()
 
 
 @bp.post("/")
 def upload_form():
-    """Upload from the plain HTML form (no JavaScript): one or more files, then their links."""
-    plan = current_plan()
+    """Upload from the plain HTML form (no JavaScript): one or more files, then their links.
+
+    The form is anonymous (a browser sends no API key with it), so the anonymous plan's
+    limits hold; `album` and `expiry` are checked exactly as the API checks them.
+    """
+    plan = get_plan("anonymous")
+    _limit_form_body(plan)
+    files = [f for f in request.files.getlist("files") if f.filename]
+    try:
+        if not files:
+            raise InvalidParameterError("Choose at least one image to upload")
+        if plan.bulk is not None and len(files) > plan.bulk:
+            raise BulkLimitError(
+                f"{len(files)} files were chosen; at most {plan.bulk} can be uploaded at a time")
+        options = upload_options(plan, None)
+    except (InvalidParameterError, BulkLimitError) as e:
+        return _render_home(error=e.message, form=request.form), 400
+    result = services.upload_images([as_upload(f) for f in files], **options)
+    return render_template(
+        "uploaded.html",
+        images=[upload_data(r) for r in result.results],
+        errors=[(name, e.message) for _, name, e in result.errors]), \
+        200 if result.results else 400
+
+
+def _limit_form_body(plan: Plan) -> None:
     request.file_size_limit = plan.max_file
     if plan.bulk is not None:
         request.max_content_length = plan.max_file * plan.bulk + 1024 * 1024
-    files = [f for f in request.files.getlist("files") if f.filename]
-    if plan.bulk is not None and len(files) > plan.bulk:
-        raise BulkLimitError(f"{len(files)} files sent; at most {plan.bulk} at a time")
-    uploads = [as_upload(f) for f in files]
-    options = dict(storage=get_storage(), limits=imaging_limits(), max_file=plan.max_file,
-                   account=None, album=None, expiry_hours=0,
-                   filename_max_length=current_app.config["FILENAME_MAX_LENGTH"])
-    result = services.upload_images(uploads, **options)
-    status = 200 if result.results or not uploads else 400
-    return render_template(
-        "uploaded.html",
-        images=[image_data(r.image, r.delete_token) for r in result.results],
-        errors=[(name, e.message) for _, name, e in result.errors],
-        nothing=not uploads, plan=plan), status
 
 
 @bp.get("/image/<image_id>")
 def show_image(image_id: str):
     image = services.get_image(image_id)
-    return render_template("image.html", image=image, links=image_links(image),
+    links = image_links(image)
+    oembed = base_url() + url_for("api.show_oembed") + "?" + urlencode(
+        {"url": links["view_page"], "format": "json"})
+    return render_template("image.html", image=image, links=links, oembed_url=oembed,
                            media_type=MEDIA_TYPES[image.ext])
 
 
 def _image_for_delete(image_id: str, token: str) -> Image:
+    # A used link finds no image (404); a wrong one finds an image it does not open (403).
     image = services.get_image(image_id)
     if not token or not services.check_delete_token(image, token):
-        raise ForbiddenError("This delete link is not valid: it is wrong or was already used")
+        raise ForbiddenError("This delete link is not valid for this image")
     return image
 
 
@@ -87,9 +167,10 @@ def delete_image(image_id: str):
         tokens.verify(tokens.DELETE_FORM, request.form.get("form_token", ""), image.id,
                       DELETE_FORM_MAX_AGE)
     except tokens.InvalidTokenError:
-        raise InvalidParameterError("This form has expired; open the delete link again") from None
+        raise InvalidParameterError(
+            "This confirmation form has expired; open the delete link again") from None
     services.delete_image(image, get_storage())
-    return render_template("deleted.html", image_id=image_id)
+    return render_template("deleted.html", image=image)
 
 
 def _send_file(filename: str, thumbnail: bool) -> Response:
@@ -103,12 +184,16 @@ def _send_file(filename: str, thumbnail: bool) -> Response:
         return redirect(storage.presigned_url(key, current_app.config["S3_PRESIGN_EXPIRY"]))
     try:
         source = storage.local_path(key) or storage.open(key)
-        response = send_file(source, mimetype=MEDIA_TYPES[ext], conditional=True,
-                             etag=("t-" if thumbnail else "i-") + image.id,
+        response = send_file(source, mimetype=MEDIA_TYPES[ext], conditional=False, etag=False,
                              last_modified=image.uploaded_at, max_age=ONE_YEAR)
     except FileNotFoundError:
         current_app.logger.error("Image %s has a record but no file %s", image.id, key)
         raise NotFoundError() from None
+    if response.content_length is None:  # Werkzeug sizes paths only; remote files are temp files
+        response.content_length = os.fstat(source.fileno()).st_size
+    response.set_etag(("t-" if thumbnail else "i-") + image.id)
+    response.make_conditional(request, accept_ranges=True,
+                              complete_length=response.content_length)
     response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
     response.headers["Content-Security-Policy"] = FILE_CSP
     response.headers["Content-Disposition"] = f'inline; filename="{image.id}.{ext}"'

@@ -36,4 +36,12 @@ class ImglinkRequest(Request):
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
-        return UploadBuffer(self.file_size_limit, current_app.config["UPLOAD_TMP_DIR"])
+        buffer = UploadBuffer(self.file_size_limit, current_app.config["UPLOAD_TMP_DIR"])
+        # Kept to close even when parsing stops half-way and `files` is never set.
+        self.__dict__.setdefault("upload_buffers", []).append(buffer)
+        return buffer
+
+    def close(self) -> None:
+        super().close()
+        for buffer in self.__dict__.get("upload_buffers", ()):
+            buffer.close()

@@ -92,8 +92,23 @@ def test_keys_have_their_own_count_and_plan(make_app):
         assert r.headers["X-RateLimit-Remaining"] == remaining
     assert client.get("/api/v1/limits", headers=auth(free_key)).status_code == 429
     assert client.get("/api/v1/limits", headers=auth(other_key)).status_code == 200
+    # A bad key spends the client IP's anonymous quota, which is spent here already.
     bad = client.get("/api/v1/limits", headers=auth("ilk_" + "x" * 30))
-    assert bad.status_code == 401 and bad.json["error"]["code"] == "UNAUTHORIZED"
+    assert bad.status_code == 429
+
+
+def test_bad_keys_are_401_and_spend_the_ip_quota(make_app):
+    """Guessing keys is throttled like anonymous calls, and every 401 carries the headers."""
+    app = make_app(PLANS=low_plans(anonymous=3))
+    client = app.test_client()
+    for remaining, header in (("2", "Bearer ilk_" + "x" * 30), ("1", "Basic dXNlcjpwYXNz"),
+                              ("0", "Bearer ilk_AAAAAAAAAAAAAAAAAAAAAAAA000000")):
+        r = client.get("/api/v1/limits", headers={"Authorization": header})
+        assert r.status_code == 401 and r.json["error"]["code"] == "UNAUTHORIZED"
+        assert r.headers["X-RateLimit-Limit"] == "3"
+        assert r.headers["X-RateLimit-Remaining"] == remaining
+    assert client.get("/api/v1/limits", headers=auth("ilk_" + "y" * 30)).status_code == 429
+    assert client.get("/api/v1/limits").status_code == 429
 
 
 def test_enterprise_is_unlimited_and_says_so(make_app):

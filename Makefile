@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz clean
+.PHONY: help install run test fuzz bench clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: $(STAMP) ## Run the whole test suite
 
 fuzz: $(STAMP) ## Fuzz uploads for longer than CI does (IMGLINK_FUZZ_EXAMPLES, default 20000)
 	IMGLINK_FUZZ_EXAMPLES=$${IMGLINK_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+bench: $(STAMP) ## Measure uploads and serving against this machine's floors (nginx, wrk); BENCH_ARGS="--quick"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/profile_upload.py                # pyinstrument, in process
     .venv/bin/python bench/profile_upload.py --py-spy 20    # py-spy on a live gunicorn worker
+    .venv/bin/python bench/profile_upload.py --stages 300   # CPU per upload stage, in process
 
 The first mode builds the app with create_app() on a temp data dir and posts each input
 through Flask's test client (Werkzeug's multipart parser, the views, the services, Pillow,
@@ -9,14 +10,15 @@ storage and SQLite: everything but gunicorn's socket code) under pyinstrument; i
 the call tree and writes bench/results/profile-*.html. The second starts gunicorn exactly as
 bench/run.py does, sends 1 MP uploads at concurrency 8 for that many seconds while
 `py-spy record` samples the worker, and prints the functions with the most samples, by own
-time and by total time. Needs `pip install pyinstrument py-spy` in the venv.
+time and by total time (samples of threads that are not idle: waiting for the GIL or in
+fsync counts). The third adds up thread CPU time and wall time per stage of the upload
+path (functions wrapped by name; a renamed one is reported and skipped). The first two need
+`pip install pyinstrument py-spy` in the venv.
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import io
-import os
 import shutil
 import subprocess
 import sys
@@ -72,6 +74,80 @@ def profile_in_process(repeats: dict[str, int], show_all: bool) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# Functions whose CPU and wall time --stages adds up, as (module, attribute, label).
+STAGES = (
+    ("imglink.wrappers", "ImglinkRequest._load_form_data", "multipart parse (Werkzeug)"),
+    ("imglink.auth", "authenticate", "API key lookup (SELECT + join)"),
+    ("imglink.services", "process", "imaging.process: decode, thumbnail"),
+    ("imglink.services", "_strip_metadata", "metadata.strip (plan + copy)"),
+    ("imglink.services", "_store", "_store: id, 2 files, INSERT + commit"),
+    ("imglink.services", "_new_image_id", "  _new_image_id (SELECTs)"),
+    ("imglink.storage", "LocalStorage.save", "  LocalStorage.save (x2: original, thumb)"),
+)
+
+
+def stage_times(count: int) -> None:
+    """Add up the CPU (thread_time) and wall time of each upload stage over `count` 1 MP
+    uploads in process, with the request hooks (database connect/close, quota check)."""
+    import functools
+    import importlib
+    sys.path.insert(0, str(bench.ROOT))
+    from imglink import create_app, services
+    from imglink.db import database
+
+    cpu: collections.Counter[str] = collections.Counter()
+    wall: collections.Counter[str] = collections.Counter()
+
+    def timed(fn, label):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            c, w = time.thread_time(), time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                cpu[label] += time.thread_time() - c
+                wall[label] += time.perf_counter() - w
+        return wrapper
+
+    for module_name, path, label in STAGES:
+        owner = importlib.import_module(module_name)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        if hasattr(owner, name):
+            setattr(owner, name, timed(getattr(owner, name), label))
+        else:
+            print(f"(no {module_name}.{path} any more: not timed)")
+    inputs = bench.make_inputs(bench.RESULTS / "inputs")
+    folder = Path(tempfile.mkdtemp(prefix="imglink-profile-"))
+    try:
+        app = create_app({"DATA_DIR": str(folder / "data"), "SECRET_KEY": "profile",
+                          "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": "memory://"})
+        for hooks, kind in ((app.before_request_funcs, "before_request"),
+                            (app.teardown_request_funcs, "teardown_request")):
+            hooks[None] = [timed(f, f"{kind} {f.__name__}") for f in hooks.get(None, [])]
+        app.wsgi_app = timed(app.wsgi_app, "the whole request (WSGI app)")
+        with app.app_context(), database.connection_context():
+            _account, key = services.create_account("profile@example.com", "enterprise",
+                                                    app.config["PLANS"])
+        client = app.test_client()
+        body, content_type = inputs["jpeg_1mp"].body()
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
+        for _ in range(10):  # warm up
+            assert client.post("/api/v1/upload", data=body, headers=headers).status_code == 200
+        cpu.clear()
+        wall.clear()
+        for _ in range(count):
+            response = client.post("/api/v1/upload", data=body, headers=headers)
+            assert response.status_code == 200, response.text
+        print(f"{count} uploads of the 1 MP JPEG in process; per upload:")
+        print(f"{'CPU ms':>8} {'wall ms':>8}  stage")
+        for label, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
+            print(f"{seconds / count * 1e3:8.2f} {wall[label] / count * 1e3:8.2f}  {label}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def profile_live(seconds: int) -> None:
     spy = bench.BIN / "py-spy"
     if not spy.exists():
@@ -113,7 +189,8 @@ def profile_live(seconds: int) -> None:
             loader.join(timeout=120)
         if not raw.exists():
             sys.exit(f"py-spy recorded nothing: {err.decode(errors='replace')[-500:]}")
-        print(f"py-spy: {seconds} s of {sent[0]} 1 MP uploads at concurrency 8, worker {workers[0]}")
+        print(f"py-spy: {seconds} s of {sent[0]} 1 MP uploads at concurrency 8, "
+              f"worker {workers[0]}")
         summarize(raw.read_text())
     finally:
         procs.stop_all()
@@ -168,11 +245,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--py-spy", type=int, metavar="SECONDS",
                         help="sample a live gunicorn worker under 1 MP uploads instead")
+    parser.add_argument("--stages", type=int, metavar="COUNT",
+                        help="CPU and wall time per upload stage over COUNT 1 MP uploads")
     parser.add_argument("--repeats", type=int, help="uploads per input (100 / 5 / 1)")
     parser.add_argument("--show-all", action="store_true", help="pyinstrument's full tree")
     args = parser.parse_args()
     if args.py_spy:
         profile_live(min(args.py_spy, 120))
+    elif args.stages:
+        stage_times(min(args.stages, 2000))
     else:
         repeats = {name: args.repeats for name, _ in CASES} if args.repeats else {}
         profile_in_process(repeats, args.show_all)

@@ -13,6 +13,8 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers never block the writer
     "synchronous": "normal",  # safe with WAL; a crash loses at most the last commit
     "foreign_keys": 1,
+    # Concurrent writers wait their turn (up to 30 s) instead of "database is locked".
+    "busy_timeout": 30_000,
 }
 POOL_DEFAULTS = {"max_connections": 32, "stale_timeout": 300, "timeout": 10}
 
@@ -25,9 +27,12 @@ class BaseModel(Model):
 def open_database(url: str) -> None:
     """Bind the proxy to the database at `url` (SQLite, or PostgreSQL with a pool)."""
     scheme = urlsplit(url).scheme
-    if scheme.startswith("sqlite"):
-        # busy timeout: concurrent writers wait their turn instead of "database is locked".
-        db = connect(url, pragmas=SQLITE_PRAGMAS, timeout=30)
+    if scheme in ("sqlite", "sqlite+pool"):
+        # Pooled, so a request does not pay for opening the file and setting the pragmas
+        # (closing the last connection would also checkpoint the WAL every time). A pooled
+        # connection moves between gunicorn's threads, one request at a time.
+        db = connect("sqlite+pool" + url[len(scheme):], pragmas=SQLITE_PRAGMAS,
+                     check_same_thread=False, **POOL_DEFAULTS)
     elif scheme in ("postgres", "postgresql"):
         # Each worker thread takes a connection from the pool per request and gives it back.
         db = connect("postgresql+pool" + url[len(scheme):], **POOL_DEFAULTS)

@@ -28,9 +28,16 @@ FORMATS = {
 MEDIA_TYPES = {ext: mime for ext, mime in FORMATS.values()}
 ALIASES = {"MPO": "JPEG"}
 
-# What Pillow raises for bad input while reading headers or decoding pixels.
+# What Pillow raises for bad input while reading headers or decoding pixels: the errors its
+# plugins use for malformed files, plus what its TIFF reader (TypeError, KeyError for
+# missing tags) and AVIF reader (RuntimeError from libavif) raise for corrupt ones, and
+# MemoryError for a frame that still proves too large to hold.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
-                 ZeroDivisionError, Image.DecompressionBombError)
+                 ZeroDivisionError, TypeError, KeyError, RuntimeError, MemoryError,
+                 Image.DecompressionBombError)
+# Thumbnailing a fully decoded image fails only on bad metadata (an EXIF orientation);
+# anything else there is our bug and must stay a 500.
+THUMBNAIL_ERRORS = (OSError, SyntaxError, ValueError, struct.error)
 
 ORIENTATION = 0x0112
 SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
@@ -90,14 +97,30 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
             if fmt == "JPEG":
                 # Decode at the smallest DCT scale that still covers the thumbnail.
                 im.draft("RGB", (limits.thumbnail_size, limits.thumbnail_size))
-            for index in range(frames):
-                im.seek(index)
-                im.load()
-            im.seek(0)
-            thumb, thumb_ext = _thumbnail(im, limits)
+            _decode_frames(im, frames, limits)
         except DECODE_ERRORS as e:
             raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
+        try:
+            thumb, thumb_ext = _thumbnail(im, limits)
+        except THUMBNAIL_ERRORS as e:
+            raise InvalidImageError(f"The image cannot be thumbnailed: {e}") from None
     return ImageInfo(fmt, FORMATS[fmt][0], width, height, frames, thumb, thumb_ext)
+
+
+def _decode_frames(im: Image.Image, frames: int, limits: Limits) -> None:
+    """Decode every frame once, holding each to the pixel limits before its pixels are
+    read: a later GIF frame can grow the canvas, and TIFF pages each have their own size."""
+    total = 0
+    for index in range(frames):
+        im.seek(index)
+        width, height = im.size
+        total += width * height
+        if width * height > limits.max_pixels or total > limits.max_total_pixels:
+            raise InvalidImageError(
+                f"Frame {index + 1} makes the image larger than the limits "
+                f"({limits.max_pixels:,} pixels a frame, {limits.max_total_pixels:,} in all)")
+        im.load()
+    im.seek(0)
 
 
 SIGNATURES = [
@@ -137,7 +160,9 @@ def _thumbnail(im: Image.Image, limits: Limits) -> tuple[bytes, str]:
     fmt = thumbnail_format(ALIASES.get(im.format, im.format))
     icc = im.info.get("icc_profile")
     has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    thumb = ImageOps.exif_transpose(im)
+    # In place: the decoded image is ours to change, and a copy of a large PNG costs its size.
+    ImageOps.exif_transpose(im, in_place=True)
+    thumb = im
     if thumb.mode not in ("RGB", "RGBA", "L", "LA"):
         # Palette and bilevel images resize poorly; CMYK and others have no PNG/WebP form.
         thumb = thumb.convert("RGBA" if has_alpha else "RGB")

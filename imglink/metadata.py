@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import struct
 import zlib
 from collections.abc import Callable
@@ -107,7 +106,8 @@ class _Plan:
 
 
 def strip(src: BinaryIO, dst: BinaryIO, fmt: str) -> list[str]:
-    """Copy the image in `src` (from its start) to `dst` without private metadata; return what was removed."""  # noqa: E501
+    """Write the image in `src` (from its start) to `dst` without private metadata; return
+    what was removed. When nothing is, `dst` is left untouched: `src` is already clean."""
     handler = _HANDLERS.get(fmt.upper())
     if handler is None:
         raise ValueError(f"unsupported format {fmt!r}")
@@ -116,7 +116,6 @@ def strip(src: BinaryIO, dst: BinaryIO, fmt: str) -> list[str]:
     plan = handler(src, size)
     src.seek(0)
     if not plan.removed:
-        shutil.copyfileobj(src, dst, COPY_CHUNK)
         return []
     for part in plan.parts:
         if isinstance(part, bytes):

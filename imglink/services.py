@@ -77,9 +77,9 @@ def safe_filename(raw: str | None, ext: str, max_length: int) -> str:
 def _new_image_id() -> str:
     while True:
         image_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
-        taken = (Image.select().where(Image.id == image_id).exists()
-                 or RetiredId.select().where(RetiredId.id == image_id).exists())
-        if not taken:
+        taken = (Image.select(Image.id).where(Image.id == image_id)
+                 | RetiredId.select(RetiredId.id).where(RetiredId.id == image_id))
+        if not taken.exists():
             return image_id
 
 

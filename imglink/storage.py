@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -42,6 +43,11 @@ class Storage(Protocol):
         """Return a time-limited URL a client can fetch the file from, where supported."""
 
 
+# Keys are ours (models.storage_key, or temp files found by `entries`): relative paths of
+# plain names; never "." or "..", never empty parts.
+KEY_PART = re.compile(r"[A-Za-z0-9._-]+")
+
+
 class LocalStorage:
     """Files in a folder, written to a temp file beside the target, fsynced and renamed."""
 
@@ -50,15 +56,18 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root not in path.parents:
-            raise ValueError(f"storage key outside the root: {key!r}")
-        return path
+        if not all(KEY_PART.fullmatch(part) and part not in (".", "..")
+                   for part in key.split("/")):
+            raise ValueError(f"not a storage key: {key!r}")
+        return self.root / key
 
     def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except FileNotFoundError:  # the first file of its shard
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(fp, out, 1024 * 1024)

@@ -180,10 +180,11 @@ def _send_file(filename: str, thumbnail: bool) -> Response:
         raise NotFoundError()
     key = image.thumbnail_key if thumbnail else image.original_key
     storage = get_storage()
-    if storage.local_path(key) is None and current_app.config["S3_SERVE"] == "redirect":
+    path = storage.local_path(key)
+    if path is None and current_app.config["S3_SERVE"] == "redirect":
         return redirect(storage.presigned_url(key, current_app.config["S3_PRESIGN_EXPIRY"]))
     try:
-        source = storage.local_path(key) or storage.open(key)
+        source = path or storage.open(key)
         response = send_file(source, mimetype=MEDIA_TYPES[ext], conditional=False, etag=False,
                              last_modified=image.uploaded_at, max_age=ONE_YEAR)
     except FileNotFoundError:

@@ -137,3 +137,16 @@ def test_storage_check_reports_then_fixes(app, client, runner):
 
     clean = runner.invoke(args=["storage", "check", "--grace-minutes", "0"])
     assert clean.exit_code == 0 and "Storage and records agree." in clean.output
+
+
+def test_storage_check_removes_a_temp_file_left_by_a_killed_upload(tmp_path):
+    local = storage_module.LocalStorage(tmp_path / "files")
+    local.save("i/ab/cd/abcd123456.png", io.BytesIO(b"kept"))
+    leftover = tmp_path / "files" / "i" / "ab" / "cd" / ".tmp-x1y2z3"
+    leftover.write_bytes(b"half an upload")
+    assert sorted(local.keys()) == ["i/ab/cd/.tmp-x1y2z3", "i/ab/cd/abcd123456.png"]
+    local.delete("i/ab/cd/.tmp-x1y2z3")
+    assert not leftover.exists()
+    for bad in ("../x", "i/../../etc/passwd", "/etc/passwd", "i//x", "i/./x", ""):
+        with pytest.raises(ValueError):
+            local.path(bad)

@@ -52,9 +52,13 @@ def private_exif(orientation: int = 6, thumbnail: bool = True) -> bytes:
 
 
 def run(data: bytes, fmt: str) -> tuple[list[str], bytes]:
+    """Strip `data`; return what was removed and the bytes to store."""
     out = io.BytesIO()
     removed = metadata.strip(io.BytesIO(data), out, fmt)
     assert removed == sorted(set(removed)) and set(removed) <= set(metadata.KINDS)
+    if not removed:
+        assert out.getvalue() == b""  # nothing to remove: nothing is written, the original stays
+        return removed, data
     return removed, out.getvalue()
 
 

@@ -207,8 +207,7 @@ def alpha_at(im: Image.Image, xy: tuple[int, int]) -> int:
 def cleaned(data: bytes, fmt: str) -> bytes:
     """The bytes ImgLink stores for `data`: the upload without its private metadata."""
     out = io.BytesIO()
-    metadata.strip(io.BytesIO(data), out, fmt)
-    return out.getvalue()
+    return out.getvalue() if metadata.strip(io.BytesIO(data), out, fmt) else data
 
 
 def close_to(pixel, colour, tolerance: int = 60) -> bool:

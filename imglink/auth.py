@@ -58,7 +58,7 @@ def is_well_formed(key: str) -> bool:
 
 
 def authenticate(key: str) -> Account:
-    """Return the account owning `key`; UnauthorizedError for a malformed, unknown or revoked key."""
+    """Return the account owning `key`; UnauthorizedError if malformed, unknown or revoked."""
     if not is_well_formed(key):
         raise UnauthorizedError("The API key is malformed")
     row = (ApiKey.select(ApiKey, Account).join(Account)

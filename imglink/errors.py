@@ -131,4 +131,5 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:
         current_app.logger.exception("Unhandled exception on %s %s", request.method, request.path)
-        return _render(500, "INTERNAL_ERROR", "An unexpected error occurred; please try again later")
+        return _render(500, "INTERNAL_ERROR",
+                       "An unexpected error occurred; please try again later")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -202,6 +203,18 @@ def upload(client, data: bytes, filename: str = "image.jpg", headers=None, **fie
     form = {"file": (io.BytesIO(data), filename), **fields}
     return client.post("/api/v1/upload", data=form, headers=headers or {},
                        content_type="multipart/form-data")
+
+
+def uploaded(client, data: bytes | None = None, filename: str = "photo.jpg", **fields) -> dict:
+    """Upload `data` (a small JPEG by default), assert it was stored; return the image object."""
+    r = upload(client, data if data is not None else make_image(), filename, **fields)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.json["data"]
+
+
+def path_of(url: str) -> str:
+    """Return the path (and query) of an absolute link, to fetch it with the test client."""
+    return re.sub(r"^https?://[^/]+", "", url)
 
 
 def require(program: str, package: str | None = None) -> str:

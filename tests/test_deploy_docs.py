@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -80,7 +79,7 @@ def test_settings_admin_and_nginx_sections_work(sandbox, tmp_path):
     files = (tmp_path / "etc-nginx" / "imglink-files.conf").read_text()
     assert f"root {tmp_path / 'var-lib-imglink' / 'files'};" in files
 
-    s3 = sandbox("cd /opt/imglink/deploy/nginx\n" + blocks["nginx-s3"] + "nginx -t\n")
+    sandbox("cd /opt/imglink/deploy/nginx\n" + blocks["nginx-s3"] + "nginx -t\n")
     files = (tmp_path / "etc-nginx" / "imglink-files.conf").read_text()
     assert "proxy_pass https://s3.eu-west-1.amazonaws.com/my-bucket/images/$kind/" in files
 

@@ -44,7 +44,7 @@ import requests
 from PIL import Image
 
 from conftest import (BIN, ROOT, BufferedClient, auth, base_config, free_port, make_image,
-                      stop, upload, wait_for)
+                      path_of, stop, upload, wait_for)
 from imglink import config as default_config
 from imglink import create_app, services
 from imglink.auth import generate_key
@@ -192,10 +192,6 @@ IMAGE_KEYS = {"id", "filename", "size", "width", "height", "format", "album", "u
 LINK_KEYS = {"direct", "thumbnail", "view_page", "bbcode", "html", "markdown"}
 EXT_MIME = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
             "avif": "image/avif", "bmp": "image/bmp", "tiff": "image/tiff"}
-
-
-def path_of(link: str) -> str:
-    return urlsplit(link).path
 
 
 def assert_stored_exactly(h: Hostile, data: dict, sent: bytes) -> bytes:

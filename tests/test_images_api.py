@@ -11,7 +11,7 @@ import pytest
 import imglink.db
 import imglink.models
 import imglink.services
-from conftest import auth, make_image, upload
+from conftest import auth, make_image, path_of, upload, uploaded
 from imglink import auth as auth_module
 from imglink import create_app, services
 from imglink.models import Image, RetiredId
@@ -34,17 +34,6 @@ def storage_of(app):
 def stored_keys(app, image_id: str) -> list[str]:
     """Every storage key whose file name belongs to `image_id`."""
     return [k for k in storage_of(app).keys() if k.rsplit("/", 1)[-1].split(".")[0] == image_id]
-
-
-def uploaded(client, headers=None, **fields) -> dict:
-    r = upload(client, make_image(), "photo.jpg", headers=headers, **fields)
-    assert r.status_code == 200, r.get_data(as_text=True)
-    return r.json["data"]
-
-
-def path_of(url: str) -> str:
-    """The path (and query) of an absolute link, for the test client."""
-    return re.sub(r"^https?://[^/]+", "", url)
 
 
 def expire_now(app, image_id: str) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
 from pathlib import Path
 

@@ -19,13 +19,13 @@ import unicodedata
 import zipfile
 import zlib
 from html.parser import HTMLParser
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 from PIL import Image, JpegImagePlugin, features
 
 import imglink.wrappers
-from conftest import BufferedClient, auth, make_image, upload
+from conftest import BufferedClient, auth, make_image, path_of, upload
 from imglink import config as default_config
 from imglink import create_app, metadata, services
 from imglink.db import database
@@ -80,10 +80,6 @@ def err(r, status: int, code: str | set[str]) -> dict:
         assert error["code"] in code, error
     assert isinstance(error["message"], str) and error["message"]
     return error
-
-
-def path_of(link: str) -> str:
-    return urlsplit(link).path
 
 
 def fetch(client, link: str):

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 
 import imglink.db
 import imglink.models
-from conftest import auth, make_image, upload
+from conftest import auth, make_image, path_of, upload, uploaded
 from imglink import tokens
 from imglink.models import Image
 
@@ -61,16 +61,6 @@ class Tags(HTMLParser):
 
     def plain_text(self) -> str:
         return re.sub(r"\s+", " ", " ".join(self.text))
-
-
-def path_of(url: str) -> str:
-    return re.sub(r"^https?://[^/]+", "", url)
-
-
-def uploaded(client, data: bytes | None = None, filename: str = "photo.jpg", **fields) -> dict:
-    r = upload(client, data if data is not None else make_image(), filename, **fields)
-    assert r.status_code == 200, r.get_data(as_text=True)
-    return r.json["data"]
 
 
 def expire_now(app, image_id: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image as PILImage
 
 import imglink.db
-from conftest import ROOT, base_config, make_image, upload
+from conftest import ROOT, base_config, make_image, path_of, upload, uploaded
 from imglink import config as defaults
 from imglink import create_app
 from imglink.models import Image
@@ -59,16 +59,6 @@ class Page(HTMLParser):
 
     def plain_text(self) -> str:
         return re.sub(r"\s+", " ", " ".join(self.text))
-
-
-def path_of(url: str) -> str:
-    return re.sub(r"^https?://[^/]+", "", url)
-
-
-def uploaded(client, data: bytes | None = None, filename: str = "photo.jpg", **fields) -> dict:
-    r = upload(client, data if data is not None else make_image(), filename, **fields)
-    assert r.status_code == 200, r.get_data(as_text=True)
-    return r.json["data"]
 
 
 def image_count(app) -> int:

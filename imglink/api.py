@@ -144,6 +144,7 @@ def _limits_data() -> dict[str, Any]:
         "max_files_per_bulk": plan.bulk,
         "max_pixels": config["MAX_PIXELS"],
         "max_frames": config["MAX_FRAMES"],
+        "max_total_pixels": config["MAX_TOTAL_PIXELS"],
         "formats": config["ALLOWED_FORMATS"],
     }
 

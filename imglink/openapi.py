@@ -157,6 +157,7 @@ def _limits_properties(config: Any) -> dict[str, Schema]:
         "max_files_per_bulk": {**nullable(count), "description": "null: unlimited."},
         "max_pixels": count,
         "max_frames": count,
+        "max_total_pixels": {**count, "description": "Pixels over all frames of an animation."},
         "formats": {"type": "array", "uniqueItems": True,
                     "items": {"enum": list(config["ALLOWED_FORMATS"])}},
     }

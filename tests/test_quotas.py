@@ -239,3 +239,14 @@ def test_a_dead_quota_store_means_503_not_500_nor_unlimited(start_server, redis_
                 for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     assert requests.get(server.url + "/api/v1/health", timeout=30).status_code == 200
+
+
+def test_limits_report_every_ceiling(make_app):
+    app = make_app(MAX_PIXELS=5_000_000, MAX_FRAMES=7, MAX_TOTAL_PIXELS=9_000_000)
+    data = app.test_client().get("/api/v1/limits").json["data"]
+    assert data["plan"] == "anonymous"
+    assert (data["max_pixels"], data["max_frames"], data["max_total_pixels"]) == (
+        5_000_000, 7, 9_000_000)
+    assert data["max_file_size"] == 64 * 1024 * 1024 and data["max_files_per_bulk"] == 10
+    assert data["requests_per_hour"] == 100 and data["requests_remaining"] == 99
+    assert data["formats"] == ["JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF"]

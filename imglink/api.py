@@ -70,15 +70,11 @@ def _prepare_body(plan: Plan, files: int | None) -> None:
     request.file_size_limit = plan.max_file
 
 
-def _upload_options(plan: Plan) -> dict[str, Any]:
-    return upload_options(plan, current_account())
-
-
 @bp.post("/upload")
 def upload_image():
     plan = current_plan()
     _prepare_body(plan, 1)
-    options = _upload_options(plan)
+    options = upload_options(plan, current_account())
     file = request.files.get("file")
     if file is None:
         raise MissingFileError("No file was uploaded: send it in the multipart field 'file'")
@@ -90,7 +86,7 @@ def upload_image():
 def upload_bulk():
     plan = current_plan()
     _prepare_body(plan, plan.bulk)
-    options = _upload_options(plan)
+    options = upload_options(plan, current_account())
     files = request.files.getlist("files")
     if not files:
         raise MissingFileError("No files were uploaded: send them in the multipart field 'files'")
@@ -115,7 +111,6 @@ def upload_bulk():
 
 @bp.get("/image/<image_id>")
 def show_image(image_id: str):
-    current_account()  # a bad key is an error here too
     return ok(image_data(services.get_image(image_id)), "Image found")
 
 

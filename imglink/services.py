@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 ID_ALPHABET = string.ascii_letters + string.digits
 ID_LENGTH = 10  # base62: about 59 bits from the CSPRNG
-ID_PATTERN = re.compile(r"^[A-Za-z0-9]{%d}$" % ID_LENGTH)
+ID_PATTERN = re.compile(r"[A-Za-z0-9]{%d}" % ID_LENGTH)
 
 
 class ServiceError(Exception):
@@ -126,7 +126,6 @@ def _store(stream: BinaryIO, size: int, info: ImageInfo, removed: list[str], fil
            storage: Storage, account: Account | None, album: str | None, expiry_hours: int,
            filename_max_length: int) -> UploadResult:
     """Write the image's files, then its record; on any failure, neither stays."""
-
     image_id = _new_image_id()
     token = secrets.token_urlsafe(24)
     now = utcnow()
@@ -165,7 +164,7 @@ def upload_images(uploads: list[Upload], **options) -> BulkResult:
 
 def get_image(image_id: str) -> Image:
     """Return the live image with this id; NotFoundError when unknown, deleted or expired."""
-    image = Image.get_or_none(Image.id == image_id) if ID_PATTERN.match(image_id) else None
+    image = Image.get_or_none(Image.id == image_id) if ID_PATTERN.fullmatch(image_id) else None
     if image is None or image.is_expired():
         raise NotFoundError()
     return image

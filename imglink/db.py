@@ -1,6 +1,7 @@
 """The one database handle: a Peewee proxy bound from a URL, opened and closed per request."""
 from __future__ import annotations
 
+import fcntl
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -45,7 +46,11 @@ def init_app(app: Flask) -> None:
     open_database(app.config["DATABASE_URL"])
     if is_sqlite():
         # The embedded default needs no set-up step; other databases use `imglink db upgrade`.
-        create_tables()
+        # Workers booting together on a new file would race to switch it to WAL, and SQLite
+        # answers such a race "database is locked" at once, so they take turns.
+        with open(database.database + ".setup-lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            create_tables()
 
     @app.before_request
     def _connect() -> None:

@@ -74,3 +74,24 @@ def test_a_60_mb_upload_streams_to_disk(start_server, tmp_path):
     assert grown_mib < 40, f"worker peak memory grew by {grown_mib:.0f} MiB for a {size >> 20} MiB upload"
     served = requests.get(r.json()["data"]["links"]["direct"], timeout=60)
     assert len(served.content) == size
+
+
+def _boot(data_dir: str, barrier) -> None:
+    from imglink import create_app
+    barrier.wait()
+    create_app({"DATA_DIR": data_dir, "SECRET_KEY": "x"})
+
+
+def test_workers_booting_together_on_a_new_database_all_start(tmp_path):
+    """gunicorn starts its workers at once; each sets up the new SQLite file (WAL, tables)."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(6):
+        barrier = context.Barrier(6)
+        workers = [context.Process(target=_boot, args=(str(tmp_path / f"data{round_}"), barrier))
+                   for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [w.exitcode for w in workers] == [0] * 6

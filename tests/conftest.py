@@ -1,6 +1,7 @@
 """Fixtures and factories shared by the whole suite."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import re
@@ -203,6 +204,22 @@ def upload(client, data: bytes, filename: str = "image.jpg", headers=None, **fie
     form = {"file": (io.BytesIO(data), filename), **fields}
     return client.post("/api/v1/upload", data=form, headers=headers or {},
                        content_type="multipart/form-data")
+
+
+def encode(im: Image.Image, fmt: str, **options) -> bytes:
+    """Return `im` saved in `fmt`."""
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def expire_now(app, image_id: str) -> None:
+    """Move the image's expiry into the past, as if its hour had run out."""
+    from imglink.models import Image as ImageRecord, utcnow
+    past = utcnow() - dt.timedelta(minutes=1)
+    with app.app_context(), database.connection_context():
+        updated = ImageRecord.update(expires_at=past).where(ImageRecord.id == image_id).execute()
+    assert updated == 1
 
 
 def uploaded(client, data: bytes | None = None, filename: str = "photo.jpg", **fields) -> dict:

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
-from conftest import BufferedClient, base_config, upload
+from conftest import BufferedClient, base_config, encode, upload
 from imglink import create_app
 from imglink.db import database, open_database
 from imglink.models import Image as ImageRecord
@@ -60,12 +60,6 @@ LINK_KEYS = {"direct", "thumbnail", "view_page", "bbcode", "html", "markdown"}
 
 # --------------------------------------------------------------------------------------
 # Seeds: small valid images of every accepted format, in their common variants
-
-
-def encode(im: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    im.save(out, fmt, **options)
-    return out.getvalue()
 
 
 def noise(size=(24, 16), mode: str = "RGB", seed: int = 11) -> Image.Image:

@@ -43,7 +43,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import (BIN, ROOT, BufferedClient, auth, base_config, free_port, make_image,
+from conftest import (BIN, ROOT, BufferedClient, auth, base_config, encode, free_port, make_image,
                       path_of, stop, upload, wait_for)
 from imglink import config as default_config
 from imglink import create_app, services
@@ -261,12 +261,6 @@ def upload_and_check(h: Hostile, data: bytes, filename: str, *, codes=INVALID,
 
 # --------------------------------------------------------------------------------------
 # Builders: seeds of every accepted format, and byte-level surgery on them
-
-
-def encode(im: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    im.save(out, fmt, **options)
-    return out.getvalue()
 
 
 def noise(size=(48, 36), mode: str = "RGB", seed: int = 7) -> Image.Image:

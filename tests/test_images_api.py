@@ -11,7 +11,7 @@ import pytest
 import imglink.db
 import imglink.models
 import imglink.services
-from conftest import auth, make_image, path_of, upload, uploaded
+from conftest import auth, expire_now, make_image, path_of, upload, uploaded
 from imglink import auth as auth_module
 from imglink import create_app, services
 from imglink.models import Image, RetiredId
@@ -34,14 +34,6 @@ def storage_of(app):
 def stored_keys(app, image_id: str) -> list[str]:
     """Every storage key whose file name belongs to `image_id`."""
     return [k for k in storage_of(app).keys() if k.rsplit("/", 1)[-1].split(".")[0] == image_id]
-
-
-def expire_now(app, image_id: str) -> None:
-    """Move the image's expiry into the past, as if its hour had run out."""
-    past = imglink.models.utcnow() - dt.timedelta(minutes=1)
-    with app.app_context(), imglink.db.database.connection_context():
-        updated = Image.update(expires_at=past).where(Image.id == image_id).execute()
-    assert updated == 1
 
 
 def image_row(app, image_id: str):

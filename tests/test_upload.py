@@ -25,7 +25,7 @@ import pytest
 from PIL import Image, JpegImagePlugin, features
 
 import imglink.wrappers
-from conftest import BufferedClient, auth, make_image, path_of, upload
+from conftest import BufferedClient, auth, encode, make_image, path_of, upload
 from imglink import config as default_config
 from imglink import create_app, metadata, services
 from imglink.db import database
@@ -107,12 +107,6 @@ def record_count(app) -> int:
 def assert_nothing_stored(app) -> None:
     assert stored_files(app) == []
     assert record_count(app) == 0
-
-
-def encode(im: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    im.save(out, fmt, **options)
-    return out.getvalue()
 
 
 def noise(size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> Image.Image:

@@ -1,7 +1,6 @@
 """The files (/i/, /t/) and the pages: view page, delete page, home page and form upload."""
 from __future__ import annotations
 
-import datetime as dt
 import io
 import re
 from html.parser import HTMLParser
@@ -11,7 +10,7 @@ from PIL import Image as PILImage
 
 import imglink.db
 import imglink.models
-from conftest import auth, make_image, path_of, upload, uploaded
+from conftest import auth, expire_now, make_image, path_of, upload, uploaded
 from imglink import tokens
 from imglink.models import Image
 
@@ -61,12 +60,6 @@ class Tags(HTMLParser):
 
     def plain_text(self) -> str:
         return re.sub(r"\s+", " ", " ".join(self.text))
-
-
-def expire_now(app, image_id: str) -> None:
-    past = imglink.models.utcnow() - dt.timedelta(minutes=1)
-    with app.app_context(), imglink.db.database.connection_context():
-        assert Image.update(expires_at=past).where(Image.id == image_id).execute() == 1
 
 
 def image_count(app) -> int:

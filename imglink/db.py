@@ -12,7 +12,9 @@ database = DatabaseProxy()
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers never block the writer
-    "synchronous": "normal",  # safe with WAL; a crash loses at most the last commit
+    # Every commit reaches the disk before the upload is answered, as the image's files do
+    # (NORMAL would be consistent too, but a power loss could take back recent uploads).
+    "synchronous": "full",
     "foreign_keys": 1,
     # Concurrent writers wait their turn (up to 30 s) instead of "database is locked".
     "busy_timeout": 30_000,

@@ -830,7 +830,7 @@ def run(settings: Settings, procs: Processes, folder: Path) -> dict:
     if image_id:
         ext = data["links"]["direct"].rpartition(".")[2]
         thumb_ext = data["links"]["thumbnail"].rpartition(".")[2]
-        shard = f"{image_id[:2]}/{image_id[2:4]}/{image_id}"
+        shard = f"{image_id[:2]}/{image_id}"
         targets = {
             "i_nginx": f"{stack.nginx_url}/i/{image_id}.{ext}",
             "i_static": f"{stack.static_url}/i/{shard}.{ext}",

@@ -75,5 +75,7 @@ MODELS = (Account, ApiKey, Image, RetiredId)
 
 
 def storage_key(kind: str, image_id: str, ext: str) -> str:
-    """Return the storage key of an image file: ours, sharded, never the user's name."""
-    return f"{kind}/{image_id[:2]}/{image_id[2:4]}/{image_id}.{ext}"
+    """Return the storage key of an image file: ours, never the user's name. Files are spread
+    over 62 x 62 folders per kind by the id's first two characters, so that no folder grows
+    huge and none is made for a single file."""
+    return f"{kind}/{image_id[:2]}/{image_id}.{ext}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from peewee import ModelInsert
 from PIL import Image as PILImage
 
 from conftest import make_image, upload
@@ -64,18 +65,20 @@ def test_a_storage_failure_leaves_no_file_and_no_record(app, client, monkeypatch
     assert_nothing_left(app, client, upload(client, make_image()))
 
 
-def test_a_failed_database_commit_removes_the_files(app, client, monkeypatch):
-    real = Image.save
+def test_a_failed_database_insert_removes_the_files(app, client, monkeypatch):
+    db = database.obj
+    real = db.execute
     state = {"failed": False}
 
-    def save(self, *args, **kwargs):
-        if not state["failed"]:
+    def execute(query, *args, **kwargs):
+        if isinstance(query, ModelInsert) and query.model is Image and not state["failed"]:
             state["failed"] = True
-            raise Injected("injected failure at commit")
-        return real(self, *args, **kwargs)
+            raise Injected("injected failure inserting the record")
+        return real(query, *args, **kwargs)
 
-    monkeypatch.setattr(Image, "save", save)
+    monkeypatch.setattr(db, "execute", execute)
     assert_nothing_left(app, client, upload(client, make_image()))
+    assert state["failed"]
 
 
 def test_a_failure_while_thumbnailing_stores_nothing(app, client, monkeypatch):
@@ -100,7 +103,7 @@ def test_a_failed_rename_leaves_no_temp_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(storage_module.os, "replace", replace)
     with pytest.raises(OSError):
-        local.save("i/ab/cd/abcd123456.png", io.BytesIO(b"x" * 10_000))
+        local.save("i/ab/abcd123456.png", io.BytesIO(b"x" * 10_000))
     assert list(local.keys()) == []
 
 
@@ -141,11 +144,11 @@ def test_storage_check_reports_then_fixes(app, client, runner):
 
 def test_storage_check_removes_a_temp_file_left_by_a_killed_upload(tmp_path):
     local = storage_module.LocalStorage(tmp_path / "files")
-    local.save("i/ab/cd/abcd123456.png", io.BytesIO(b"kept"))
-    leftover = tmp_path / "files" / "i" / "ab" / "cd" / ".tmp-x1y2z3"
+    local.save("i/ab/abcd123456.png", io.BytesIO(b"kept"))
+    leftover = tmp_path / "files" / "i" / "ab" / ".tmp-x1y2z3"
     leftover.write_bytes(b"half an upload")
-    assert sorted(local.keys()) == ["i/ab/cd/.tmp-x1y2z3", "i/ab/cd/abcd123456.png"]
-    local.delete("i/ab/cd/.tmp-x1y2z3")
+    assert sorted(local.keys()) == ["i/ab/.tmp-x1y2z3", "i/ab/abcd123456.png"]
+    local.delete("i/ab/.tmp-x1y2z3")
     assert not leftover.exists()
     for bad in ("../x", "i/../../etc/passwd", "/etc/passwd", "i//x", "i/./x", ""):
         with pytest.raises(ValueError):

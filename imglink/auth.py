@@ -61,16 +61,18 @@ def authenticate(key: str) -> Account:
     """Return the account owning `key`; UnauthorizedError if malformed, unknown or revoked."""
     if not is_well_formed(key):
         raise UnauthorizedError("The API key is malformed")
-    row = (ApiKey.select(ApiKey, Account).join(Account)
-           .where(ApiKey.prefix == key_prefix(key)).first())
-    if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
+    # One row: the account, with its key's columns alongside (one model built, not two).
+    account = (Account.select(Account, ApiKey.id.alias("key_id"), ApiKey.key_hash,
+                              ApiKey.revoked_at, ApiKey.last_used_at)
+               .join(ApiKey).where(ApiKey.prefix == key_prefix(key)).objects().first())
+    if account is None or not hmac.compare_digest(account.key_hash, hash_key(key)):
         raise UnauthorizedError("The API key is not valid")
-    if row.revoked_at is not None:
+    if account.revoked_at is not None:
         raise UnauthorizedError("The API key has been revoked")
     now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        ApiKey.update(last_used_at=now).where(ApiKey.id == row.id).execute()
-    return row.account
+    if account.last_used_at is None or now - account.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.update(last_used_at=now).where(ApiKey.id == account.key_id).execute()
+    return account
 
 
 def _account_from_request() -> Account | None:

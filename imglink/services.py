@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ID_ALPHABET = string.ascii_letters + string.digits
 ID_LENGTH = 10  # base62: about 59 bits from the CSPRNG
 ID_PATTERN = re.compile(r"[A-Za-z0-9]{%d}" % ID_LENGTH)
+CLEANED_SPOOL_SIZE = 1024 * 1024  # a cleaned copy up to this size stays in memory
 
 
 class ServiceError(Exception):
@@ -107,7 +108,8 @@ def upload_image(upload: Upload, *, storage: Storage, limits: Limits, max_file: 
             raise MissingFileError()
         raise InvalidImageError("The file is empty")
     info = process(upload.stream, limits)
-    with tempfile.TemporaryFile(dir=tmp_dir) as cleaned:
+    # In memory unless large: most uploads have nothing to remove and never write to it.
+    with tempfile.SpooledTemporaryFile(CLEANED_SPOOL_SIZE, dir=tmp_dir) as cleaned:
         removed = _strip_metadata(upload.stream, cleaned, info.format) if strip_metadata else []
         stored = cleaned if removed else upload.stream
         return _store(stored, _file_size(stored), info, removed, upload.filename,
@@ -140,8 +142,8 @@ def _store(stream: BinaryIO, size: int, info: ImageInfo, removed: list[str], fil
         stream.seek(0)
         storage.save(image.original_key, stream, MEDIA_TYPES[image.ext])
         storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[image.thumb_ext])
-        with database.atomic():
-            image.save(force_insert=True)
+        # One statement, so it commits by itself: no transaction around it.
+        Image.insert(image.__data__).execute()
     except BaseException:
         # Whatever step failed, possibly after a file was in place: no file without a record.
         for key in (image.original_key, image.thumbnail_key):

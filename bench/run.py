@@ -38,6 +38,8 @@ from pathlib import Path
 import requests
 from PIL import Image, ImageFilter
 
+import floor_app  # bench/floor_app.py, beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -365,6 +367,8 @@ class Stack:
     app_env: dict[str, str] = field(default_factory=dict)
     floor_url: str = ""
     floor: subprocess.Popen | None = None
+    floor_work_url: str = ""  # the same app doing the three floors' work (FLOOR_WORK=all)
+    floor_work: subprocess.Popen | None = None
     nginx_url: str = ""
     static_url: str = ""
     nginx: subprocess.Popen | None = None
@@ -534,6 +538,9 @@ def start_stack(procs: Processes, settings: Settings, folder: Path) -> Stack:
     floor_env["FLOOR_TMP_DIR"] = str(floor_tmp)
     stack.floor_url, stack.floor = gunicorn(procs, "floor", "bench.floor_app:app", floor_env,
                                             folder / "gunicorn-floor.log", "/")
+    stack.floor_work_url, stack.floor_work = gunicorn(
+        procs, "floor-work", "bench.floor_app:app", {**floor_env, "FLOOR_WORK": "all"},
+        folder / "gunicorn-floor-work.log", "/")
     stack.files_root = data / "files"
     stack.nginx_url, stack.static_url, stack.nginx = start_nginx(
         procs, folder, stack.app_url, stack.files_root)
@@ -651,34 +658,28 @@ def sequential_latency(url: str, body: bytes, content_type: str, headers: dict[s
 
 def imaging_floor(data: bytes, size: int, quality: int, repeats: int) -> dict:
     """Decode a JPEG at reduced scale (draft) and thumbnail it as the app does, outside it."""
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c0, w0 = time.thread_time(), time.perf_counter()
-        with Image.open(io.BytesIO(data)) as im:
-            im.draft("RGB", (size, size))
-            im.thumbnail((size, size))
-            out = io.BytesIO()
-            im.save(out, "JPEG", quality=quality)
-        cpu.append(time.thread_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return {"repeats": repeats, "cpu_ms": statistics.fmean(cpu) * 1e3,
-            "median_ms": statistics.median(wall) * 1e3}
+    return _timed(functools.partial(floor_app.imaging_work, data, size, quality), repeats)
 
 
 def io_floor(data: bytes, folder: Path, repeats: int) -> dict:
     """Hash the bytes with sha256 and write one durable copy to a file (write + fsync)."""
-    cpu, wall = [], []
     path = folder / "io-floor.bin"
+
+    def work() -> None:
+        floor_app.io_work(data, str(path))
+        path.unlink()
+
+    return _timed(work, repeats)
+
+
+def _timed(work, repeats: int) -> dict:
+    """Run `work` `repeats` times; return its mean thread CPU time and median wall time."""
+    cpu, wall = [], []
     for _ in range(repeats):
         c0, w0 = time.thread_time(), time.perf_counter()
-        hashlib.sha256(data).hexdigest()
-        with open(path, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        work()
         cpu.append(time.thread_time() - c0)
         wall.append(time.perf_counter() - w0)
-        path.unlink()
     return {"repeats": repeats, "cpu_ms": statistics.fmean(cpu) * 1e3,
             "median_ms": statistics.median(wall) * 1e3}
 
@@ -798,6 +799,8 @@ def run(settings: Settings, procs: Processes, folder: Path) -> dict:
     # Warm both servers (imports, connections, first-request work) before measuring.
     load_test(stack.app_url + upload, jpeg_body, jpeg_type, auth, 16, 8, stack.app.pid)
     load_test(stack.floor_url + upload, jpeg_body, jpeg_type, {}, 16, 8, stack.floor.pid)
+    load_test(stack.floor_work_url + upload, jpeg_body, jpeg_type, {}, 16, 8,
+              stack.floor_work.pid)
 
     print(f"uploads: {settings.uploads} x 1 MP JPEG at concurrency {settings.concurrency} ...",
           flush=True)
@@ -806,8 +809,13 @@ def run(settings: Settings, procs: Processes, folder: Path) -> dict:
                                       extra_roots=db_roots)
     results["transport_1mp"] = load_test(stack.floor_url + upload, jpeg_body, jpeg_type, {},
                                          settings.uploads, settings.concurrency, stack.floor.pid)
+    # Not a floor of the target: how much the floors' own work costs inside a server.
+    results["floors_in_server_1mp"] = load_test(
+        stack.floor_work_url + upload, jpeg_body, jpeg_type, {}, settings.uploads,
+        settings.concurrency, stack.floor_work.pid)
     first = results["upload_1mp"].pop("first_response") or {}
     results["transport_1mp"].pop("first_response")
+    results["floors_in_server_1mp"].pop("first_response")
     jpeg_1mp = inputs["jpeg_1mp"].path.read_bytes()
     jpeg_24mp = inputs["jpeg_24mp"].path.read_bytes()
     print("floors: imaging and I/O outside the app ...", flush=True)
@@ -902,6 +910,12 @@ def evaluate(report: dict) -> list[dict]:
     row("  latency p50 / p95 / p99",
         f"{up['p50_ms']:.0f} / {up['p95_ms']:.0f} / {up['p99_ms']:.0f} ms",
         f"{tr['p50_ms']:.0f} / {tr['p95_ms']:.0f} / {tr['p99_ms']:.0f} ms")
+    fw = r.get("floors_in_server_1mp")
+    if fw:
+        row("  the floors' work in one bare server", f"{up['cpu_per_request_ms']:.1f} ms",
+            f"{fw['cpu_per_request_ms']:.1f} ms", up["cpu_per_request_ms"]
+            / fw["cpu_per_request_ms"], errors=fw["errors"],
+            note=f"{fw['cpu_per_request_ms'] / floor:.2f}x the floors timed alone")
     if up["other_cpu_per_request_ms"]:
         row("  PostgreSQL server CPU / upload", f"{up['other_cpu_per_request_ms'][0]:.1f} ms",
             "", note="not in the ratio above")

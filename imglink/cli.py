@@ -101,8 +101,9 @@ storage_group = AppGroup("storage", help="Inspect and repair stored files.")
 
 
 @storage_group.command("check")
-@click.option("--fix", is_flag=True, help="Remove orphan files, drop records whose original "
-              "is gone, and remake missing thumbnails. Without it, only report.")
+@click.option("--fix", is_flag=True, help="Move files kept where an earlier version put them, "
+              "remove orphan files, drop records whose original is gone, and remake missing "
+              "thumbnails. Without it, only report.")
 @click.option("--grace-minutes", default=10, show_default=True, type=click.IntRange(0),
               help="Leave files younger than this alone (uploads in progress).")
 @_service
@@ -111,6 +112,8 @@ def storage_check(fix: bool, grace_minutes: int):
     report = services.check_storage(get_storage(), imaging_limits(), fix=fix,
                                     grace=dt.timedelta(minutes=grace_minutes))
     verb = "removed" if fix else "found"
+    for old, new in report.misplaced_files:
+        click.echo(f"file in an earlier layout ({'moved' if fix else 'found'}): {old} -> {new}")
     for key in report.orphan_files:
         click.echo(f"orphan file ({verb}): {key}")
     for image_id in report.missing_originals:
@@ -120,6 +123,7 @@ def storage_check(fix: bool, grace_minutes: int):
         state = ("remade" if done else "could not be remade") if fix else "found"
         click.echo(f"record without its thumbnail ({state}): {image_id}")
     click.echo("Storage and records agree." if report.clean else
+               f"{len(report.misplaced_files)} files to move, "
                f"{len(report.orphan_files)} orphan files, {len(report.missing_originals)} "
                f"missing originals, {len(report.missing_thumbnails)} missing thumbnails.")
     if not report.clean and (not fix or report.unfixable):

@@ -142,6 +142,50 @@ def test_storage_check_reports_then_fixes(app, client, runner):
     assert clean.exit_code == 0 and "Storage and records agree." in clean.output
 
 
+def test_storage_check_moves_files_kept_in_the_earlier_two_level_layout(app, client, runner):
+    # ImgLink 0.1 kept i/AbCd123456.png at i/Ab/Cd/AbCd123456.png: an upgraded store has
+    # every file there, and a check must move them, never call them orphans or lost.
+    storage = app.extensions["imglink.storage"]
+    data = upload(client, make_image("PNG", (400, 300))).json["data"]
+    with app.app_context(), database.connection_context():
+        image = Image.get_by_id(data["id"])
+    moved = {}
+    for key in (image.original_key, image.thumbnail_key):
+        old = _earlier(key)
+        with storage.open(key) as file:
+            content = file.read()
+        storage.save(old, io.BytesIO(content))
+        storage.delete(key)
+        moved[old] = (key, content)
+    assert client.get(f"/i/{image.id}.png").status_code == 404
+
+    dry = runner.invoke(args=["storage", "check"])
+    assert dry.exit_code == 1
+    for old, (new, _) in moved.items():
+        assert f"file in an earlier layout (found): {old} -> {new}" in dry.output
+        assert storage.exists(old)
+    assert "orphan file (" not in dry.output and "record without" not in dry.output
+    assert "2 files to move, 0 orphan files, 0 missing originals" in dry.output
+
+    fixed = runner.invoke(args=["storage", "check", "--fix"])
+    assert fixed.exit_code == 0, fixed.output
+    for old, (new, content) in moved.items():
+        assert f"file in an earlier layout (moved): {old} -> {new}" in fixed.output
+        assert not storage.exists(old)
+        with storage.open(new) as file:
+            assert file.read() == content
+    served = client.get(f"/i/{image.id}.png")
+    assert served.status_code == 200 and served.data == moved[_earlier(image.original_key)][1]
+    assert client.get(f"/t/{image.id}.{image.thumb_ext}").status_code == 200
+    clean = runner.invoke(args=["storage", "check"])
+    assert clean.exit_code == 0 and "Storage and records agree." in clean.output
+
+
+def _earlier(key: str) -> str:
+    kind, shard, name = key.split("/")
+    return f"{kind}/{shard}/{name[2:4]}/{name}"
+
+
 def test_storage_check_removes_a_temp_file_left_by_a_killed_upload(tmp_path):
     local = storage_module.LocalStorage(tmp_path / "files")
     local.save("i/ab/abcd123456.png", io.BytesIO(b"kept"))

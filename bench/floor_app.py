@@ -74,9 +74,9 @@ def upload():
             file.stream.seek(0)
             data = file.stream.read()
             imaging_work(data)
-            # One file per thread: a thread serves one request at a time.
+            # One file per worker thread: a thread serves one request at a time.
             path = os.path.join(TMP_DIR or tempfile.gettempdir(),
-                                f"io-floor-{threading.get_ident()}")
+                                f"io-floor-{os.getpid()}-{threading.get_ident()}")
             io_work(data, path)
             os.unlink(path)
         file.stream.seek(0, os.SEEK_END)

@@ -5,8 +5,11 @@ ImgLink then runs ONE worker process with several threads. Once
 IMGLINK_RATELIMIT_STORAGE_URI points at Redis, it runs two workers per core. Override
 with GUNICORN_WORKERS / GUNICORN_THREADS.
 """
+import json
 import multiprocessing
 import os
+
+from gunicorn import util
 
 cores = multiprocessing.cpu_count()
 shared_counters = os.environ.get("IMGLINK_RATELIMIT_STORAGE_URI", "memory://") != "memory://"
@@ -24,3 +27,19 @@ errorlog = "-"
 # Only these addresses may set X-Forwarded-Proto for gunicorn itself; the app's own
 # TRUSTED_PROXIES decides whom it believes about client IPs.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """Send gunicorn's own refusals (a malformed request line, a header over its limits) in
+    the API's envelope instead of its HTML page: gunicorn answers them before the app sees
+    the request. gunicorn has no setting for this, so its one error writer is replaced."""
+    code = "BAD_REQUEST" if status_int < 500 else "INTERNAL_ERROR"
+    body = json.dumps({"success": False,
+                       "error": {"code": code, "message": mesg or reason}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = _write_json_error

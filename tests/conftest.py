@@ -251,6 +251,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `data` as it is to the server at `base_url`; return the status, the headers (names
+    in lower case) and the body of its answer, read until it closes the connection."""
+    host, port = base_url.split("://")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
 def wait_for(url: str, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

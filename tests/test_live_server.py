@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import auth, make_image
+from conftest import auth, make_image, raw_request
 
 pytestmark = pytest.mark.live
 
@@ -95,3 +96,21 @@ def test_workers_booting_together_on_a_new_database_all_start(tmp_path):
         for worker in workers:
             worker.join(60)
         assert [w.exitcode for w in workers] == [0] * 6
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/v1/health?" + b"q" * 5_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9_000 + b"\r\n\r\n",
+    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 120 + b"\r\n",
+    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n",
+    b"GET /api/v1/health HTTP/9.9\r\nHost: x\r\n\r\n",
+], ids=["request-line-too-long", "header-too-large", "too-many-headers", "invalid-header-name",
+        "unknown-http-version"])
+def test_a_request_gunicorn_refuses_itself_gets_the_envelope(live_server, request_bytes):
+    status, headers, body = raw_request(live_server.url, request_bytes)
+    assert 400 <= status < 500
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)
+    assert error["success"] is False and error["error"]["code"] == "BAD_REQUEST"
+    assert error["error"]["message"]
+    assert requests.get(live_server.url + "/api/v1/health", timeout=10).ok  # still serving

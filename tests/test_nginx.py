@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import auth, make_image
+from conftest import auth, make_image, raw_request
 
 pytestmark = pytest.mark.live
 
@@ -163,3 +163,19 @@ def test_gunicorn_reloads_gracefully_on_hup(start_server):
     os.kill(app.process.pid, signal.SIGHUP)
     for _ in range(20):
         assert requests.get(app.url + "/api/v1/health", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 20_000 + b"\r\n\r\n",
+    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nCookie: " + b"c=1; " * 4_000 + b"\r\n\r\n",
+    b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nno colon on this line\r\n\r\n",
+    b"GET /api/v1/health HTTP/1.1 and more\r\nHost: x\r\n\r\n",
+    b"GET /api/v1/health HTTP/9.9\r\nHost: x\r\n\r\n",
+], ids=["header-too-large", "cookie-too-large", "malformed-header", "malformed-request-line",
+        "unknown-http-version"])
+def test_a_request_nginx_refuses_itself_gets_the_envelope(deployment, request_bytes):
+    _, front = deployment
+    status, headers, body = raw_request(front, request_bytes)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "BAD_REQUEST"

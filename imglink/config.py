@@ -60,6 +60,12 @@ MAX_PIXELS = 100_000_000
 MAX_FRAMES = 1_000
 MAX_TOTAL_PIXELS = 1_000_000_000
 
+# Bytes of decoded pixels the uploads of one app process may hold at once (about 4 bytes a
+# pixel); an upload waits up to DECODE_WAIT_SECONDS for its share, then gets 503. Bounds
+# memory under a burst of small files that decode huge.
+DECODE_MEMORY_LIMIT = 1024 * MiB
+DECODE_WAIT_SECONDS = 30
+
 # Remove location and personal metadata (EXIF GPS, serials, XMP, IPTC, comments, text
 # chunks) from stored originals, keeping the orientation and ICC profile; pixels of JPEG,
 # PNG, WebP and GIF are not re-encoded. Thumbnails never carry metadata.

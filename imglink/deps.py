@@ -32,7 +32,8 @@ def imaging_limits() -> Limits:
     return Limits(formats=tuple(c["ALLOWED_FORMATS"]), max_pixels=c["MAX_PIXELS"],
                   max_frames=c["MAX_FRAMES"], max_total_pixels=c["MAX_TOTAL_PIXELS"],
                   thumbnail_size=c["THUMBNAIL_SIZE"],
-                  thumbnail_quality=c["THUMBNAIL_QUALITY"])
+                  thumbnail_quality=c["THUMBNAIL_QUALITY"],
+                  budget=current_app.extensions["imglink.decode_budget"])
 
 
 def base_url() -> str:

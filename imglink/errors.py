@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from jinja2 import TemplateNotFound
 from werkzeug.exceptions import HTTPException
 
@@ -107,6 +107,8 @@ def _render(status: int, code: str, message: str, details: Any = None,
     for name, value in headers:
         if name.lower() not in ("content-type", "content-length"):
             response.headers[name] = value
+        if name.lower() == "retry-after":
+            g.retry_after = value  # the quota's headers, set after this, must not replace it
     return response
 
 

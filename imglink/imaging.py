@@ -1,15 +1,17 @@
 """Pillow only, no Flask: identify, validate and thumbnail an uploaded image in one pass."""
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InvalidFileTypeError, InvalidImageError
+from .errors import InvalidFileTypeError, InvalidImageError, ServiceUnavailableError
 
 # Our ceilings (`Limits`) are checked right after the header is read and before any pixel is
 # decoded; they replace Pillow's own check, which only warns below twice its default.
@@ -41,6 +43,53 @@ THUMBNAIL_ERRORS = (OSError, SyntaxError, ValueError, struct.error)
 
 ORIENTATION = 0x0112
 SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
+TRANSPOSED = {2, 3, 4, 5, 6, 7, 8}  # EXIF orientations whose display is a turned copy
+BUSY_RETRY_AFTER = 5  # seconds a client waits when the decode budget stays spent
+BYTES_PER_PIXEL = 4  # Pillow holds every mode ImgLink decodes in at most 4 bytes a pixel
+
+
+class DecodeBudget:
+    """The bytes of decoded pixels that the uploads of one process may hold at once.
+
+    The pixel limits bound one image; this bounds their sum, so that a burst of small files
+    that decode huge (a 400 KB PNG can hold 400 MB of pixels) makes uploads wait their turn
+    instead of pushing the process out of memory. An image larger than the whole budget
+    waits until it can run alone.
+    """
+
+    def __init__(self, limit: int, wait_seconds: float) -> None:
+        self.limit = limit
+        self.wait_seconds = wait_seconds
+        self.used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[Callable[[int], None]]:
+        """Yield `hold(amount)`, which grows this reservation to `amount` bytes, waiting for
+        them; ServiceUnavailableError when they do not come in time. All is given back on
+        exit."""
+        held = 0
+
+        def hold(amount: int) -> None:
+            nonlocal held
+            amount = min(amount, self.limit)
+            if amount <= held:
+                return
+            with self._changed:
+                if not self._changed.wait_for(
+                        lambda: self.used - held + amount <= self.limit, self.wait_seconds):
+                    raise ServiceUnavailableError(
+                        "The server is busy decoding other images; please retry shortly",
+                        headers={"Retry-After": str(BUSY_RETRY_AFTER)})
+                self.used += amount - held
+                held = amount
+
+        try:
+            yield hold
+        finally:
+            with self._changed:
+                self.used -= held
+                self._changed.notify_all()
 
 
 @dataclass(frozen=True)
@@ -51,6 +100,7 @@ class Limits:
     max_total_pixels: int
     thumbnail_size: int
     thumbnail_quality: int = 85
+    budget: DecodeBudget | None = None  # None: no bound on concurrent decodes
 
 
 @dataclass(frozen=True)
@@ -92,22 +142,41 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
             width, height = im.size
             frames = getattr(im, "n_frames", 1)
             _check_limits(width, height, frames, limits)
-            if im.getexif().get(ORIENTATION) in SWAPPED_ORIENTATIONS:
+            orientation = im.getexif().get(ORIENTATION)
+            if orientation in SWAPPED_ORIENTATIONS:
                 width, height = height, width
             if fmt == "JPEG":
                 # Decode at the smallest DCT scale that still covers the thumbnail.
                 im.draft("RGB", (limits.thumbnail_size, limits.thumbnail_size))
-            _decode_frames(im, frames, limits)
         except DECODE_ERRORS as e:
             raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
-        try:
-            thumb, thumb_ext = _thumbnail(im, limits)
-        except THUMBNAIL_ERRORS as e:
-            raise InvalidImageError(f"The image cannot be thumbnailed: {e}") from None
+        with limits.budget.reserve() if limits.budget else _no_budget() as hold:
+            try:
+                _decode_frames(im, frames, limits, hold, transposed=orientation in TRANSPOSED)
+            except DECODE_ERRORS as e:
+                raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
+            try:
+                thumb, thumb_ext = _thumbnail(im, limits)
+            except THUMBNAIL_ERRORS as e:
+                raise InvalidImageError(f"The image cannot be thumbnailed: {e}") from None
     return ImageInfo(fmt, FORMATS[fmt][0], width, height, frames, thumb, thumb_ext)
 
 
-def _decode_frames(im: Image.Image, frames: int, limits: Limits) -> None:
+def _no_budget() -> contextlib.AbstractContextManager[Callable[[int], None]]:
+    return contextlib.nullcontext(lambda amount: None)
+
+
+def _decoded_bytes(im: Image.Image, frames: int, transposed: bool) -> int:
+    """Estimate the most memory decoding and thumbnailing the current frame of `im` holds at
+    once: the frame (as drafted), twice when another full-size copy is made (the canvas an
+    animation composes onto, the turned copy of a rotated photo, or the RGB(A) copy of a
+    palette or bilevel image)."""
+    plain = frames == 1 and not transposed and im.mode in ("RGB", "RGBA", "L", "LA")
+    return im.size[0] * im.size[1] * BYTES_PER_PIXEL * (1 if plain else 2)
+
+
+def _decode_frames(im: Image.Image, frames: int, limits: Limits,
+                   hold: Callable[[int], None], *, transposed: bool) -> None:
     """Decode every frame once, holding each to the pixel limits before its pixels are
     read: a later GIF frame can grow the canvas, and TIFF pages each have their own size."""
     total = 0
@@ -119,6 +188,7 @@ def _decode_frames(im: Image.Image, frames: int, limits: Limits) -> None:
             raise InvalidImageError(
                 f"Frame {index + 1} makes the image larger than the limits "
                 f"({limits.max_pixels:,} pixels a frame, {limits.max_total_pixels:,} in all)")
+        hold(_decoded_bytes(im, frames, transposed))
         im.load()
     im.seek(0)
 

@@ -105,11 +105,14 @@ def _quota_spent(e: RateLimitExceeded) -> Response:
 def init_app(app: Flask) -> None:
     """Bind the limiter, and make a refused or failed quota check a clean response."""
     # Registered before the limiter's own hook, so it runs after it: Flask-Limiter sets
-    # Retry-After on every response, but it only means something on a 429 or 503.
+    # Retry-After on every response, but it only means something on a 429 or 503, and
+    # there the error's own value (the quota's reset, or a wait for a busy server) wins.
     @app.after_request
     def _retry_after_only_when_refused(response: Response) -> Response:
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)
+        elif "retry_after" in g:
+            response.headers["Retry-After"] = g.retry_after
         return response
 
     limiter.init_app(app)

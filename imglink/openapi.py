@@ -269,7 +269,8 @@ def _responses() -> dict[str, Schema]:
         "InternalError": response("An unexpected error; the details are only in the logs.",
                                   failure(["INTERNAL_ERROR"]), quota_headers(required=False)),
         "ServiceUnavailable": response(
-            "The quota store is unreachable, so nothing is counted or served.",
+            "The quota store is unreachable, so nothing is counted or served; or, for an "
+            "upload, the server stayed too busy decoding other images to take it.",
             failure(["SERVICE_UNAVAILABLE"]), {"Retry-After": ref("Retry-After", "headers")}),
     }
 

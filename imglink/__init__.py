@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, cli, config, db, limits, web
 from .errors import register_error_handlers
-from .imaging import DecodeBudget
+from .imaging import DecodeBudget, keep_freed_pixel_memory
 from .storage import make_storage
 from .wrappers import ImglinkRequest
 
@@ -41,8 +41,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["STORAGE_URL"], endpoint_url=app.config["S3_ENDPOINT_URL"],
         region=app.config["S3_REGION"], access_key=app.config["S3_ACCESS_KEY"],
         secret_key=app.config["S3_SECRET_KEY"])
+    decode_limit = int(app.config["DECODE_MEMORY_LIMIT"])
     app.extensions["imglink.decode_budget"] = DecodeBudget(
-        int(app.config["DECODE_MEMORY_LIMIT"]), float(app.config["DECODE_WAIT_SECONDS"]))
+        decode_limit, float(app.config["DECODE_WAIT_SECONDS"]))
+    keep_freed_pixel_memory(decode_limit)
     register_error_handlers(app)
     cli.init_app(app)
 

@@ -92,6 +92,14 @@ class DecodeBudget:
                 self._changed.notify_all()
 
 
+def keep_freed_pixel_memory(limit: int) -> None:
+    """Let Pillow keep the memory blocks of freed images, up to `limit` bytes, for the next
+    image to reuse. Given back to the C allocator instead, a block stays with the thread that
+    freed it, and a process whose threads take turns decoding large images grows to several
+    times what it ever holds at once."""
+    Image.core.set_blocks_max(max(limit // Image.core.get_block_size(), 0))
+
+
 @dataclass(frozen=True)
 class Limits:
     formats: Sequence[str]
@@ -142,9 +150,6 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
             width, height = im.size
             frames = getattr(im, "n_frames", 1)
             _check_limits(width, height, frames, limits)
-            orientation = im.getexif().get(ORIENTATION)
-            if orientation in SWAPPED_ORIENTATIONS:
-                width, height = height, width
             if fmt == "JPEG":
                 # Decode at the smallest DCT scale that still covers the thumbnail.
                 im.draft("RGB", (limits.thumbnail_size, limits.thumbnail_size))
@@ -152,6 +157,11 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
             raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
         with limits.budget.reserve() if limits.budget else _no_budget() as hold:
             try:
+                # Held before reading the EXIF: Pillow decodes a PNG to look for it.
+                hold(_decoded_bytes(im, frames, transposed=False))
+                orientation = im.getexif().get(ORIENTATION)
+                if orientation in SWAPPED_ORIENTATIONS:
+                    width, height = height, width
                 _decode_frames(im, frames, limits, hold, transposed=orientation in TRANSPOSED)
             except DECODE_ERRORS as e:
                 raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None

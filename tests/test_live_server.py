@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import auth, make_image, raw_request
+from conftest import auth, encode, make_image, raw_request
 
 pytestmark = pytest.mark.live
 
@@ -75,6 +75,28 @@ def test_a_60_mb_upload_streams_to_disk(start_server, tmp_path):
     assert grown_mib < 40, f"worker peak memory grew by {grown_mib:.0f} MiB for a {size >> 20} MiB upload"
     served = requests.get(r.json()["data"]["links"]["direct"], timeout=60)
     assert len(served.content) == size
+
+
+def test_a_burst_of_files_that_decode_huge_stays_within_the_decode_budget(start_server):
+    """Eight 40-megapixel PNGs of about 100 KB each, sent at once: each decodes to 160 MB,
+    and a 200 MB budget lets the worker hold one at a time instead of eight."""
+    server = start_server(GUNICORN_WORKERS="1", GUNICORN_THREADS="8",
+                          IMGLINK_DECODE_MEMORY_LIMIT=str(200 * 1024 * 1024))
+    key = server.create_key("pro")
+    png = encode(Image.new("RGB", (8000, 5000)), "PNG")
+    assert len(png) < 1024 * 1024
+
+    def send(index: int) -> int:
+        return requests.post(server.url + "/api/v1/upload", headers=auth(key), timeout=120,
+                             files={"file": (f"{index}.png", png)}).status_code
+
+    assert send(-1) == 200  # warm: one decode, the most the budget lets in
+    (worker,) = worker_pids(server.process.pid)
+    before = peak_rss_kib(worker)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(send, range(8))) == [200] * 8
+    grown_mib = (peak_rss_kib(worker) - before) / 1024
+    assert grown_mib < 150, f"peak memory grew by {grown_mib:.0f} MiB (8 at once: 1,220 MiB)"
 
 
 def _boot(data_dir: str, barrier) -> None:

@@ -39,12 +39,12 @@ import requests
 from PIL import Image, ImageFilter
 
 import floor_app  # bench/floor_app.py, beside this file
+from nginx_site import free_port, write_prefix  # bench/nginx_site.py
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 BIN = Path(sys.executable).parent
-DEPLOY = ROOT / "deploy" / "nginx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MiB = 1024 * 1024
 SEED = 20261128
@@ -87,12 +87,6 @@ class Settings:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Processes:
     """Every server started by the run, stopped in reverse order whatever happens."""
@@ -455,17 +449,6 @@ def gunicorn(procs: Processes, name: str, app: str, env: dict[str, str], log: Pa
     return url, process
 
 
-def render(template: Path, values: dict[str, str]) -> str:
-    """Fill a deploy template's ${NAME} placeholders, as envsubst would."""
-    text = template.read_text()
-    for name, value in values.items():
-        text = text.replace("${" + name + "}", value)
-    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    if "${" in code:
-        raise RuntimeError(f"unfilled placeholder in {template}")
-    return text
-
-
 def start_nginx(procs: Processes, folder: Path, app_url: str,
                 files_root: Path) -> tuple[str, str, subprocess.Popen]:
     """Start nginx with the repo's site (and files-local.conf) plus a plain static server over
@@ -475,39 +458,14 @@ def start_nginx(procs: Processes, folder: Path, app_url: str,
         sys.exit("the benchmark needs nginx (apt-get install nginx)")
     prefix = folder / "nginx"
     prefix.mkdir()
-    port, static_port = free_port(), free_port()
-    files_conf = prefix / "files.conf"
-    files_conf.write_text(render(DEPLOY / "files-local.conf", {"FILES_ROOT": str(files_root)}))
-    site = render(DEPLOY / "imglink.conf", {
-        "LISTEN": f"127.0.0.1:{port}", "SERVER_NAME": "localhost",
-        "APP_SERVERS": f"server {app_url.removeprefix('http://')};",
-        "FILES_CONF": str(files_conf)})
-    (prefix / "site.conf").write_text(site)
-    temp_paths = "\n".join(f"  {kind}_temp_path {prefix / kind};"
-                           for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    # The main file is ours, as in the tests; sendfile and tcp_nopush as Debian's default
-    # nginx.conf sets them. Both servers share it, so the comparison is like for like.
-    (prefix / "nginx.conf").write_text(f"""
-{"user root;" if os.geteuid() == 0 else ""}
-daemon off;
-worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} warn;
-events {{ worker_connections 1024; }}
-http {{
-  sendfile on;
-  tcp_nopush on;
-  access_log {prefix / "access.log"};
-{temp_paths}
-  include {prefix / "site.conf"};
-  # The serving floor: the same files, as plain static files.
-  server {{
+    static_port = free_port()
+    # The serving floor: the same files, as plain static files, from the same nginx.
+    port = write_prefix(prefix, [app_url], "files-local.conf", {"FILES_ROOT": str(files_root)},
+                        extra_http=f"""  server {{
     listen 127.0.0.1:{static_port};
     root {files_root};
     types {{ image/jpeg jpg; image/png png; }}
-  }}
-}}
-""")
+  }}""")
     log = folder / "nginx.log"
     process = procs.start("nginx", [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
                           log)

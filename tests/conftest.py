@@ -23,6 +23,9 @@ from imglink import create_app, services
 from imglink.db import database
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from nginx_site import free_port, write_prefix  # noqa: E402  (shared with the benchmark)
+
 BIN = Path(sys.executable).parent
 
 
@@ -245,12 +248,6 @@ def require(program: str, package: str | None = None) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def raw_request(base_url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send `data` as it is to the server at `base_url`; return the status, the headers (names
     in lower case) and the body of its answer, read until it closes the connection."""
@@ -380,22 +377,10 @@ def redis_server(tmp_path):
 DEPLOY = ROOT / "deploy"
 
 
-def render(template: Path, values: dict[str, str]) -> str:
-    """Fill a deploy template's ${NAME} placeholders, as envsubst would."""
-    text = template.read_text()
-    for name, value in values.items():
-        text = text.replace("${" + name + "}", value)
-    code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    assert "${" not in "\n".join(code), f"unfilled placeholder in {template}"
-    return text
-
-
 @pytest.fixture
 def start_nginx(tmp_path):
-    """Start nginx with the repo's site config (deploy/nginx) on a free port.
-
-    Only ports and paths are filled in; the main nginx.conf around it is the test's own.
-    """
+    """Start nginx with the repo's site config (deploy/nginx) on a free port, as
+    bench/nginx_site.py writes it: only ports and paths are filled in."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
         require("nginx")
@@ -403,29 +388,7 @@ def start_nginx(tmp_path):
 
     def start(app_urls: list[str], files: str, **values: str) -> str:
         folder = Path(tempfile.mkdtemp(prefix="nginx-", dir=tmp_path))
-        port = free_port()
-        files_conf = folder / "files.conf"
-        files_conf.write_text(render(DEPLOY / "nginx" / files, values))
-        servers = " ".join(f"server {url.removeprefix('http://')};" for url in app_urls)
-        site = render(DEPLOY / "nginx" / "imglink.conf", {
-            "LISTEN": f"127.0.0.1:{port}", "SERVER_NAME": "localhost",
-            "APP_SERVERS": servers, "FILES_CONF": str(files_conf)})
-        (folder / "site.conf").write_text(site)
-        temp_paths = "\n".join(f"  {kind}_temp_path {folder / kind};"
-                               for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        (folder / "nginx.conf").write_text(f"""
-{"user root;" if os.geteuid() == 0 else ""}
-daemon off;
-worker_processes 1;
-pid {folder / "nginx.pid"};
-error_log {folder / "error.log"} info;
-events {{ worker_connections 512; }}
-http {{
-  access_log {folder / "access.log"};
-{temp_paths}
-  include {folder / "site.conf"};
-}}
-""")
+        port = write_prefix(folder, app_urls, files, values)
         process = subprocess.Popen([binary, "-p", str(folder), "-c", str(folder / "nginx.conf")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(process)

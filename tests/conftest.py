@@ -232,6 +232,16 @@ def uploaded(client, data: bytes | None = None, filename: str = "photo.jpg", **f
     return r.json["data"]
 
 
+def deleted_and_expired(app, client) -> tuple[str, str]:
+    """Upload two images, delete one with its token and expire the other; return their ids."""
+    deleted = uploaded(client)
+    assert client.delete(f"/api/v1/image/{deleted['id']}",
+                         headers={"X-Delete-Token": deleted["delete_token"]}).status_code == 200
+    expired = uploaded(client, expiry="1")
+    expire_now(app, expired["id"])
+    return deleted["id"], expired["id"]
+
+
 def path_of(url: str) -> str:
     """Return the path (and query) of an absolute link, to fetch it with the test client."""
     return re.sub(r"^https?://[^/]+", "", url)

@@ -11,7 +11,8 @@ import pytest
 import imglink.db
 import imglink.models
 import imglink.services
-from conftest import auth, expire_now, make_image, path_of, upload, uploaded
+from conftest import (auth, deleted_and_expired, expire_now, make_image, path_of, upload,
+                      uploaded)
 from imglink import auth as auth_module
 from imglink import create_app, services
 from imglink.models import Image, RetiredId
@@ -97,17 +98,12 @@ def test_get_image_is_upload_object_without_secrets(client, make_account):
 
 
 def test_get_not_found_bodies_identical_for_unknown_malformed_deleted_expired(app, client):
-    deleted = uploaded(client)
-    assert client.delete(f"/api/v1/image/{deleted['id']}",
-                         headers={"X-Delete-Token": deleted["delete_token"]}).status_code == 200
-    expired = uploaded(client, expiry="1")
-    expire_now(app, expired["id"])
-
+    deleted, expired = deleted_and_expired(app, client)
     ids = {
-        "unknown": "A" * len(deleted["id"]),
+        "unknown": "A" * len(deleted),
         "malformed": "not-an-id!",
-        "deleted": deleted["id"],
-        "expired": expired["id"],
+        "deleted": deleted,
+        "expired": expired,
     }
     bodies = {}
     for kind, image_id in ids.items():
@@ -424,34 +420,24 @@ def test_unexpected_exception_on_a_route_is_enveloped_500(app):
 # CORS ----------------------------------------------------------------------------------------
 
 @embedded_only
-def test_preflight_on_upload(client):
-    r = client.options("/api/v1/upload", headers={
+@pytest.mark.parametrize("path, method, header", [
+    ("/api/v1/upload", "POST", "Authorization"),
+    ("/api/v1/image/AAAAAAAAAA", "DELETE", "X-Delete-Token"),
+], ids=["upload", "delete"])
+def test_preflight_allows_the_method_and_header(client, path, method, header):
+    r = client.options(path, headers={
         "Origin": "https://example.org",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "Authorization",
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": header,
     })
     assert 200 <= r.status_code < 300
     assert r.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.org")
     allow_headers = [h.strip().lower()
                      for h in r.headers.get("Access-Control-Allow-Headers", "").split(",")]
-    assert "authorization" in allow_headers
+    assert header.lower() in allow_headers
     allow_methods = [m.strip().upper()
                      for m in r.headers.get("Access-Control-Allow-Methods", "").split(",")]
-    assert "POST" in allow_methods
-
-
-@embedded_only
-def test_preflight_on_delete_allows_delete_token_header(client):
-    r = client.options("/api/v1/image/AAAAAAAAAA", headers={
-        "Origin": "https://example.org",
-        "Access-Control-Request-Method": "DELETE",
-        "Access-Control-Request-Headers": "X-Delete-Token",
-    })
-    assert 200 <= r.status_code < 300
-    assert r.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.org")
-    allow_headers = r.headers.get("Access-Control-Allow-Headers", "").lower()
-    assert "x-delete-token" in allow_headers
-    assert "DELETE" in r.headers.get("Access-Control-Allow-Methods", "").upper()
+    assert method in allow_methods
 
 
 @embedded_only

@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 import imglink.db
 import imglink.models
-from conftest import auth, expire_now, make_image, path_of, upload, uploaded
+from conftest import auth, deleted_and_expired, make_image, path_of, upload, uploaded
 from imglink import tokens
 from imglink.models import Image
 
@@ -324,16 +324,12 @@ def test_view_page_csp_forbids_inline_script(client):
 
 
 def test_view_page_404_identical_for_unknown_deleted_expired(app, client):
-    deleted = uploaded(client)
-    assert client.delete(f"/api/v1/image/{deleted['id']}",
-                         headers={"X-Delete-Token": deleted["delete_token"]}).status_code == 200
-    expired = uploaded(client, expiry="1")
-    expire_now(app, expired["id"])
+    deleted, expired = deleted_and_expired(app, client)
     bodies = {}
-    for kind, image_id in (("unknown", "B" * len(deleted["id"])),
+    for kind, image_id in (("unknown", "B" * len(deleted)),
                            ("malformed", "not-an-id"),
-                           ("deleted", deleted["id"]),
-                           ("expired", expired["id"])):
+                           ("deleted", deleted),
+                           ("expired", expired)):
         r = client.get(f"/image/{image_id}")
         assert r.status_code == 404, kind
         assert r.mimetype == "text/html", kind

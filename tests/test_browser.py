@@ -17,7 +17,7 @@ import requests
 from markupsafe import escape
 from PIL import Image
 
-from conftest import ROOT, make_image, require
+from conftest import ROOT, make_image, require, unavailable
 
 pytestmark = pytest.mark.live
 
@@ -56,9 +56,7 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("playwright is not installed; it is in setup.cfg's test extras")
-        pytest.skip("playwright is not installed (pip install playwright)")
+        unavailable("playwright is not installed (pip install playwright)")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)

@@ -14,7 +14,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import functools
-import hashlib
 import io
 import json
 import os
@@ -32,7 +31,7 @@ import tempfile
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -358,14 +357,12 @@ class Stack:
     folder: Path
     app_url: str = ""
     app: subprocess.Popen | None = None
-    app_env: dict[str, str] = field(default_factory=dict)
     floor_url: str = ""
     floor: subprocess.Popen | None = None
     floor_work_url: str = ""  # the same app doing the three floors' work (FLOOR_WORK=all)
     floor_work: subprocess.Popen | None = None
     nginx_url: str = ""
     static_url: str = ""
-    nginx: subprocess.Popen | None = None
     postgres: subprocess.Popen | None = None
     api_key: str = ""
     files_root: Path | None = None
@@ -450,7 +447,7 @@ def gunicorn(procs: Processes, name: str, app: str, env: dict[str, str], log: Pa
 
 
 def start_nginx(procs: Processes, folder: Path, app_url: str,
-                files_root: Path) -> tuple[str, str, subprocess.Popen]:
+                files_root: Path) -> tuple[str, str]:
     """Start nginx with the repo's site (and files-local.conf) plus a plain static server over
     the same files folder, the serving floor; return both URLs."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -471,7 +468,7 @@ def start_nginx(procs: Processes, folder: Path, app_url: str,
                           log)
     url = f"http://127.0.0.1:{port}"
     wait_for(url + "/api/v1/health", process, log)
-    return url, f"http://127.0.0.1:{static_port}", process
+    return url, f"http://127.0.0.1:{static_port}"
 
 
 def start_stack(procs: Processes, settings: Settings, folder: Path) -> Stack:
@@ -485,7 +482,6 @@ def start_stack(procs: Processes, settings: Settings, folder: Path) -> Stack:
     if settings.database == "postgresql":
         env["IMGLINK_DATABASE_URL"], stack.postgres = start_postgres(procs, folder)
         cli(env, "db", "upgrade")
-    stack.app_env = env
     stack.app_url, stack.app = gunicorn(procs, "imglink", "wsgi:app", env,
                                         folder / "gunicorn-app.log", "/api/v1/health")
     stack.api_key = cli(env, "account", "create", "bench@example.com",
@@ -500,7 +496,7 @@ def start_stack(procs: Processes, settings: Settings, folder: Path) -> Stack:
         procs, "floor-work", "bench.floor_app:app", {**floor_env, "FLOOR_WORK": "all"},
         folder / "gunicorn-floor-work.log", "/")
     stack.files_root = data / "files"
-    stack.nginx_url, stack.static_url, stack.nginx = start_nginx(
+    stack.nginx_url, stack.static_url = start_nginx(
         procs, folder, stack.app_url, stack.files_root)
     return stack
 

@@ -107,8 +107,8 @@ class Limits:
     max_frames: int
     max_total_pixels: int
     thumbnail_size: int
+    budget: DecodeBudget  # the process's, shared by every upload
     thumbnail_quality: int = 85
-    budget: DecodeBudget | None = None  # None: no bound on concurrent decodes
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
                 im.draft("RGB", (limits.thumbnail_size, limits.thumbnail_size))
         except DECODE_ERRORS as e:
             raise InvalidImageError(f"The image is corrupt or truncated: {e}") from None
-        with limits.budget.reserve() if limits.budget else _no_budget() as hold:
+        with limits.budget.reserve() as hold:
             try:
                 # Held before reading the EXIF: Pillow decodes a PNG to look for it.
                 hold(_decoded_bytes(im, frames, transposed=False))
@@ -170,10 +170,6 @@ def process(fp: BinaryIO, limits: Limits) -> ImageInfo:
             except THUMBNAIL_ERRORS as e:
                 raise InvalidImageError(f"The image cannot be thumbnailed: {e}") from None
     return ImageInfo(fmt, FORMATS[fmt][0], width, height, frames, thumb, thumb_ext)
-
-
-def _no_budget() -> contextlib.AbstractContextManager[Callable[[int], None]]:
-    return contextlib.nullcontext(lambda amount: None)
 
 
 def _decoded_bytes(im: Image.Image, frames: int, transposed: bool) -> int:

@@ -10,6 +10,7 @@ import zlib
 
 from flask import g, request
 
+from .db import Statement
 from .errors import UnauthorizedError
 from .models import Account, ApiKey, utcnow
 
@@ -57,18 +58,24 @@ def is_well_formed(key: str) -> bool:
             and _checksum(body) == key[-CHECKSUM_LENGTH:])
 
 
+# One row: the account, with its key's columns alongside (one model built, not two).
+FIND_KEY = Statement(lambda prefix: (
+    Account.select(Account, ApiKey.id.alias("key_id"), ApiKey.key_hash, ApiKey.revoked_at,
+                   ApiKey.last_used_at).join(ApiKey).where(ApiKey.prefix == prefix)))
+
+
 def authenticate(key: str) -> Account:
     """Return the account owning `key`; UnauthorizedError if malformed, unknown or revoked."""
     if not is_well_formed(key):
         raise UnauthorizedError("The API key is malformed")
-    # One row: the account, with its key's columns alongside (one model built, not two).
-    account = (Account.select(Account, ApiKey.id.alias("key_id"), ApiKey.key_hash,
-                              ApiKey.revoked_at, ApiKey.last_used_at)
-               .join(ApiKey).where(ApiKey.prefix == key_prefix(key)).objects().first())
+    prefix = key_prefix(key)
+    account = next(iter(Account.raw(FIND_KEY.sql(prefix), prefix)), None)
     if account is None or not hmac.compare_digest(account.key_hash, hash_key(key)):
         raise UnauthorizedError("The API key is not valid")
     if account.revoked_at is not None:
         raise UnauthorizedError("The API key has been revoked")
+    # A raw row converts only the account's own columns.
+    account.last_used_at = ApiKey.last_used_at.python_value(account.last_used_at)
     now = utcnow()
     if account.last_used_at is None or now - account.last_used_at >= LAST_USED_RESOLUTION:
         ApiKey.update(last_used_at=now).where(ApiKey.id == account.key_id).execute()

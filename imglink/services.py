@@ -18,7 +18,7 @@ from typing import BinaryIO
 from peewee import IntegrityError
 
 from .auth import LOOKUP_LENGTH, generate_key, hash_key, key_prefix
-from .db import database
+from .db import Statement, database
 from .errors import (ApiError, FileTooLargeError, ForbiddenError, InvalidImageError,
                      MissingFileError, NotFoundError, UnauthorizedError)
 from . import metadata
@@ -75,12 +75,17 @@ def safe_filename(raw: str | None, ext: str, max_length: int) -> str:
     return name
 
 
+# Whether an id names an image, or once did.
+ID_TAKEN = Statement(lambda image_id, retired_id: (
+    Image.select(Image.id).where(Image.id == image_id)
+    | RetiredId.select(RetiredId.id).where(RetiredId.id == retired_id)))
+INSERT_IMAGE = Statement(lambda *values: Image.insert(dict(zip(Image._meta.sorted_fields, values))))
+
+
 def _new_image_id() -> str:
     while True:
         image_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
-        taken = (Image.select(Image.id).where(Image.id == image_id)
-                 | RetiredId.select(RetiredId.id).where(RetiredId.id == image_id))
-        if not taken.exists():
+        if ID_TAKEN.execute(image_id, image_id).fetchone() is None:
             return image_id
 
 
@@ -143,7 +148,8 @@ def _store(stream: BinaryIO, size: int, info: ImageInfo, removed: list[str], fil
         storage.save(image.original_key, stream, MEDIA_TYPES[image.ext])
         storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[image.thumb_ext])
         # One statement, so it commits by itself: no transaction around it.
-        Image.insert(image.__data__).execute()
+        INSERT_IMAGE.execute(*(f.db_value(image.__data__.get(f.name))
+                               for f in Image._meta.sorted_fields))
     except BaseException:
         # Whatever step failed, possibly after a file was in place: no file without a record.
         for key in (image.original_key, image.thumbnail_key):

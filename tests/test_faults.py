@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from peewee import ModelInsert
 from PIL import Image as PILImage
 
 from conftest import make_image, upload
@@ -67,16 +66,16 @@ def test_a_storage_failure_leaves_no_file_and_no_record(app, client, monkeypatch
 
 def test_a_failed_database_insert_removes_the_files(app, client, monkeypatch):
     db = database.obj
-    real = db.execute
+    real = db.execute_sql
     state = {"failed": False}
 
-    def execute(query, *args, **kwargs):
-        if isinstance(query, ModelInsert) and query.model is Image and not state["failed"]:
+    def execute_sql(sql, *args, **kwargs):
+        if sql.startswith('INSERT INTO "image"') and not state["failed"]:
             state["failed"] = True
             raise Injected("injected failure inserting the record")
-        return real(query, *args, **kwargs)
+        return real(sql, *args, **kwargs)
 
-    monkeypatch.setattr(db, "execute", execute)
+    monkeypatch.setattr(db, "execute_sql", execute_sql)
     assert_nothing_left(app, client, upload(client, make_image()))
     assert state["failed"]
 

@@ -32,13 +32,19 @@ def _base62(number: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+def random_base62(length: int) -> str:
+    """Return `length` random base62 characters, from one read of the system's CSPRNG (each
+    such read lets other threads run, so one per upload, not one per character)."""
+    return _base62(secrets.randbelow(62 ** length), length)
+
+
 def _checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode()), CHECKSUM_LENGTH)
 
 
 def generate_key() -> str:
     """Return a new API key: `ilk_`, 24 random base62 characters and a 6-character checksum."""
-    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    body = random_base62(BODY_LENGTH)
     return KEY_PREFIX + body + _checksum(body)
 
 

@@ -8,7 +8,6 @@ import io
 import logging
 import re
 import secrets
-import string
 import tempfile
 import time
 import unicodedata
@@ -17,7 +16,7 @@ from typing import BinaryIO
 
 from peewee import IntegrityError
 
-from .auth import LOOKUP_LENGTH, generate_key, hash_key, key_prefix
+from .auth import LOOKUP_LENGTH, generate_key, hash_key, key_prefix, random_base62
 from .db import Statement, database
 from .errors import (ApiError, FileTooLargeError, ForbiddenError, InvalidImageError,
                      MissingFileError, NotFoundError, UnauthorizedError)
@@ -28,7 +27,6 @@ from .storage import Storage
 
 log = logging.getLogger(__name__)
 
-ID_ALPHABET = string.ascii_letters + string.digits
 ID_LENGTH = 10  # base62: about 59 bits from the CSPRNG
 ID_PATTERN = re.compile(r"[A-Za-z0-9]{%d}" % ID_LENGTH)
 CLEANED_SPOOL_SIZE = 1024 * 1024  # a cleaned copy up to this size stays in memory
@@ -82,9 +80,13 @@ ID_TAKEN = Statement(lambda image_id, retired_id: (
 INSERT_IMAGE = Statement(lambda *values: Image.insert(dict(zip(Image._meta.sorted_fields, values))))
 
 
+def _random_id() -> str:
+    return random_base62(ID_LENGTH)
+
+
 def _new_image_id() -> str:
     while True:
-        image_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+        image_id = _random_id()
         if ID_TAKEN.execute(image_id, image_id).fetchone() is None:
             return image_id
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import types
 
 import pytest
 
@@ -289,21 +288,8 @@ def test_deleted_id_is_retired_and_never_reused(app, client, monkeypatch):
     if fresh_id == retired_id:
         fresh_id = "Q" * len(retired_id)
     assert BASE62.match(fresh_id) and fresh_id != retired_id
-    planned = iter(retired_id + fresh_id)
-    real_secrets = imglink.services.secrets
-
-    def choice(alphabet):
-        if alphabet == imglink.services.ID_ALPHABET:
-            try:
-                return next(planned)
-            except StopIteration:
-                pass
-        return real_secrets.choice(alphabet)
-
-    monkeypatch.setattr(imglink.services, "secrets",
-                        types.SimpleNamespace(choice=choice,
-                                              token_urlsafe=real_secrets.token_urlsafe,
-                                              token_hex=real_secrets.token_hex))
+    planned = iter([retired_id, fresh_id])
+    monkeypatch.setattr(imglink.services, "_random_id", lambda: next(planned))
     second = uploaded(client)
     assert second["id"] == fresh_id
     assert client.get(f"/api/v1/image/{retired_id}").status_code == 404

@@ -147,8 +147,9 @@ def _store(stream: BinaryIO, size: int, info: ImageInfo, removed: list[str], fil
     )
     try:
         stream.seek(0)
-        storage.save(image.original_key, stream, MEDIA_TYPES[image.ext])
-        storage.save(image.thumbnail_key, io.BytesIO(info.thumbnail), MEDIA_TYPES[image.thumb_ext])
+        storage.create(image.original_key, stream, MEDIA_TYPES[image.ext])
+        storage.create(image.thumbnail_key, io.BytesIO(info.thumbnail),
+                       MEDIA_TYPES[image.thumb_ext])
         # One statement, so it commits by itself: no transaction around it.
         INSERT_IMAGE.execute(*(f.db_value(image.__data__.get(f.name))
                                for f in Image._meta.sorted_fields))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,13 @@ from botocore.exceptions import ClientError
 
 class Storage(Protocol):
     def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
-        """Store the rest of `fp` under `key`, all or nothing."""
+        """Store the rest of `fp` under `key`, all or nothing, replacing any file there."""
+
+    def create(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
+        """Store the rest of `fp` under a new key that nobody can know before this returns
+        (an upload's), more cheaply than save(): the file may be seen half-written until
+        then. A failure leaves no file; a crash may leave part of one, which `imglink
+        storage check` finds as an orphan."""
 
     def open(self, key: str) -> BinaryIO:
         """Open the stored file for reading; FileNotFoundError when there is none."""
@@ -46,10 +53,14 @@ class Storage(Protocol):
 # Keys are ours (models.storage_key, or temp files found by `entries`): relative paths of
 # plain names; never "." or "..", never empty parts.
 KEY_PART = re.compile(r"[A-Za-z0-9._-]+")
+# Images are public, and nginx, running as another user, serves the files as they are.
+FILE_MODE = 0o644
+COPY_CHUNK = 1024 * 1024
 
 
 class LocalStorage:
-    """Files in a folder, written to a temp file beside the target, fsynced and renamed."""
+    """Files in a folder, fsynced with their folder: an upload's written in place, others to
+    a temp file beside the target, then renamed over it."""
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).resolve()
@@ -63,21 +74,43 @@ class LocalStorage:
 
     def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
         path = self.path(key)
+        tmp = path.with_name(f".tmp-{secrets.token_hex(8)}")
+        self._write(tmp, fp)
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        except FileNotFoundError:  # the first file of its shard
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(fp, out, 1024 * 1024)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
             raise
         _fsync_dir(path.parent)
+
+    def create(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
+        # Written in place: the fsync that makes the bytes durable makes the new name durable
+        # too, where save()'s rename needs a second journal commit (measured: 4 to 5 % of an
+        # upload's CPU, two files per upload).
+        path = self.path(key)
+        self._write(path, fp)
+        _fsync_dir(path.parent)
+
+    def _write(self, path: Path, fp: BinaryIO) -> None:
+        """Write the rest of `fp` to the new file `path` and fsync it; on failure, no file."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        new_folder = False
+        try:
+            fd = os.open(path, flags, FILE_MODE)
+        except FileNotFoundError:  # the first file of its shard
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new_folder = True
+            fd = os.open(path, flags, FILE_MODE)
+        try:
+            with open(fd, "wb") as out:
+                shutil.copyfileobj(fp, out, COPY_CHUNK)
+                out.flush()
+                os.fsync(fd)
+        except BaseException:
+            _unlink(path)
+            raise
+        if new_folder:
+            _fsync_dir(path.parent.parent)
 
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
@@ -136,6 +169,8 @@ class S3Storage:
     def save(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.upload_fileobj(fp, self.bucket, self._name(key), ExtraArgs=extra)
+
+    create = save  # an object appears only once complete either way
 
     def open(self, key: str) -> BinaryIO:
         """Download the object into a temp file, so it can be sent with its length and ranges."""

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 
 import pytest
 from PIL import Image as PILImage
@@ -26,11 +28,11 @@ def stored(app) -> list[str]:
 
 
 def fail_save(storage, monkeypatch, *, call: int, after_write: bool) -> None:
-    """Make the `call`-th storage.save fail, before or after it stored the file."""
-    real = storage.save
+    """Make the `call`-th file an upload stores fail, before or after it is in place."""
+    real = storage.create
     calls = []
 
-    def save(key, fp, content_type=None):
+    def create(key, fp, content_type=None):
         calls.append(key)
         if len(calls) == call:
             if after_write:
@@ -38,7 +40,7 @@ def fail_save(storage, monkeypatch, *, call: int, after_write: bool) -> None:
             raise Injected(f"injected failure saving {key}")
         return real(key, fp, content_type)
 
-    monkeypatch.setattr(storage, "save", save)
+    monkeypatch.setattr(storage, "create", create)
 
 
 def assert_nothing_left(app, client, response) -> None:
@@ -104,6 +106,45 @@ def test_a_failed_rename_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         local.save("i/ab/abcd123456.png", io.BytesIO(b"x" * 10_000))
     assert list(local.keys()) == []
+
+
+def test_a_failed_write_in_place_leaves_no_file(tmp_path, monkeypatch):
+    local = storage_module.LocalStorage(tmp_path / "files")
+
+    def fsync(fd):
+        raise OSError("injected: I/O error at fsync")
+
+    monkeypatch.setattr(storage_module.os, "fsync", fsync)
+    with pytest.raises(OSError):
+        local.create("i/ab/abcd123456.png", io.BytesIO(b"x" * 10_000))
+    assert list(local.keys()) == []
+
+
+def test_creating_a_file_never_overwrites_one(tmp_path):
+    local = storage_module.LocalStorage(tmp_path / "files")
+    local.create("i/ab/abcd123456.png", io.BytesIO(b"first"))
+    with pytest.raises(FileExistsError):
+        local.create("i/ab/abcd123456.png", io.BytesIO(b"second"))
+    with local.open("i/ab/abcd123456.png") as file:
+        assert file.read() == b"first"
+    local.save("i/ab/abcd123456.png", io.BytesIO(b"replaced"))  # save() replaces, whole
+    with local.open("i/ab/abcd123456.png") as file:
+        assert file.read() == b"replaced"
+    assert list(local.keys()) == ["i/ab/abcd123456.png"]
+
+
+def test_stored_files_are_readable_by_the_web_server_user(tmp_path):
+    # nginx serves /i/ and /t/ from the folder as another user (www-data): a file only its
+    # owner may read would be a 403 there, although the app itself serves it fine.
+    local = storage_module.LocalStorage(tmp_path / "files")
+    umask = os.umask(0o022)  # the usual one, and systemd's default
+    try:
+        local.create("i/ab/abcd123456.png", io.BytesIO(b"an upload"))
+        local.save("t/ab/abcd123456.png", io.BytesIO(b"a remade thumbnail"))
+    finally:
+        os.umask(umask)
+    for key in ("i/ab/abcd123456.png", "t/ab/abcd123456.png"):
+        assert stat.S_IMODE(local.path(key).stat().st_mode) == 0o644, key
 
 
 def test_storage_check_reports_then_fixes(app, client, runner):

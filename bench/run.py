@@ -81,7 +81,7 @@ class Settings:
             redis=args.redis if args.redis is not None else args.workers > 1,
             uploads=args.uploads or (40 if quick else 400), concurrency=8,
             rounds=args.rounds or (2 if quick else 4),
-            large_repeats=2 if quick else 5, floor_repeats=10 if quick else 50,
+            large_repeats=2 if quick else 5, floor_repeats=10 if quick else 100,
             wrk_seconds=args.wrk_seconds or (3 if quick else 20),
             big_body=(128 if quick else 1024) * MiB, max_seconds=args.max_seconds,
             keep=args.keep)

@@ -78,8 +78,10 @@ def unlimited_caller() -> bool:
 # One application-wide limit: one counter per caller across every endpoint. The request
 # identifier names unrouted paths too, so a 404 under /api/v1/ is counted like any call.
 limiter = Limiter(key_func=quota_key, application_limits=[hourly_limit],
-                  application_limits_exempt_when=exempt_from_quota,
                   request_identifier=lambda: request.endpoint or request.path)
+# A request filter, not `application_limits_exempt_when`: the limiter then skips resolving
+# the limits of files, pages and unlimited plans altogether.
+limiter.request_filter(exempt_from_quota)
 
 
 STORE_RETRY_AFTER = 30  # seconds a client waits when the quota store is unreachable

@@ -81,8 +81,8 @@ STAGES = (
     ("imglink.services", "process", "imaging.process: decode, thumbnail"),
     ("imglink.services", "_strip_metadata", "metadata.strip (plan + copy)"),
     ("imglink.services", "_store", "_store: id, 2 files, INSERT + commit"),
-    ("imglink.services", "_new_image_id", "  _new_image_id (SELECTs)"),
-    ("imglink.storage", "LocalStorage.save", "  LocalStorage.save (x2: original, thumb)"),
+    ("imglink.services", "_new_image_id", "  _new_image_id (SELECT)"),
+    ("imglink.storage", "LocalStorage.create", "  LocalStorage.create (x2: original, thumb)"),
 )
 
 

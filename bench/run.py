@@ -14,6 +14,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import functools
+import http.client
 import io
 import json
 import os
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -527,8 +529,8 @@ def percentile(values: list[float], p: float) -> float:
 def load_test(url: str, body: bytes, content_type: str, headers: dict[str, str], count: int,
               concurrency: int, cpu_root: int, extra_roots: tuple[int, ...] = (),
               deadline_s: float = 180) -> dict:
-    """POST `body` `count` times at `concurrency`, one requests.Session per thread; return
-    throughput, latency percentiles, errors and the server tree's CPU per request."""
+    """POST `body` `count` times at `concurrency`, one keep-alive connection per thread;
+    return throughput, latency percentiles, errors and the server tree's CPU per request."""
     return summarize([load_round(url, body, content_type, headers, count, concurrency,
                                  cpu_root, extra_roots, deadline_s)])
 
@@ -536,30 +538,46 @@ def load_test(url: str, body: bytes, content_type: str, headers: dict[str, str],
 def load_round(url: str, body: bytes, content_type: str, headers: dict[str, str], count: int,
                concurrency: int, cpu_root: int, extra_roots: tuple[int, ...] = (),
                deadline_s: float = 180) -> dict:
-    """Do load_test's work; return the raw counts, latencies and CPU times for summarize()."""
+    """Do load_test's work; return the raw counts, latencies and CPU times for summarize().
+
+    The client is http.client rather than requests: it shares the cores with the servers
+    it measures, and costs a third as much CPU per upload (0.55 against 1.6 ms)."""
     local = threading.local()
     deadline = time.monotonic() + deadline_s
-    headers = {**headers, "Content-Type": content_type}
+    parts = urllib.parse.urlsplit(url)
+    headers = {**headers, "Content-Type": content_type, "Content-Length": str(len(body))}
     errors: list[str] = []
     first_ok: list[dict] = []
+
+    def post() -> tuple[int, bytes]:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(
+                parts.hostname, parts.port, timeout=60)
+        try:
+            connection.request("POST", parts.path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            local.connection = None  # a new connection for this thread's next upload
+            connection.close()
+            raise
 
     def one(_: int) -> float | None:
         if time.monotonic() > deadline:  # read at call time: 0 once interrupted
             return None
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
         started = time.perf_counter()
         try:
-            response = session.post(url, data=body, headers=headers, timeout=60)
+            status, text = post()
             elapsed = time.perf_counter() - started
-            if response.status_code != 200 or not response.json().get("success"):
-                errors.append(f"{response.status_code} {response.text[:200]}")
+            document = json.loads(text)
+            if status != 200 or not document.get("success"):
+                errors.append(f"{status} {text[:200]!r}")
                 return None
             if not first_ok:
-                first_ok.append(response.json())
+                first_ok.append(document)
             return elapsed
-        except (requests.RequestException, ValueError) as e:
+        except (OSError, http.client.HTTPException, ValueError) as e:
             errors.append(repr(e)[:200])
             return None
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 30_000,
 }
 POOL_DEFAULTS = {"max_connections": 32, "stale_timeout": 300, "timeout": 10}
+DATABASE_MODE = 0o600  # a new SQLite file: readable by the service's user only
 
 
 class BaseModel(Model):
@@ -83,6 +85,10 @@ def init_app(app: Flask) -> None:
         # answers such a race "database is locked" at once, so they take turns.
         with open(database.database + ".setup-lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            # The records (e-mails, key and token hashes) are the service's alone. SQLite
+            # would make a new file 0644, and gives its -wal and -shm files the file's mode.
+            os.close(os.open(database.database, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC,
+                             DATABASE_MODE))
             create_tables()
 
     @app.before_request

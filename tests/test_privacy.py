@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 
 from PIL import Image, ImageCms, PngImagePlugin
 
-from conftest import upload
+from conftest import base_config, make_image, upload
+from imglink import create_app
+from imglink.db import database
 from test_metadata import private_exif
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -72,3 +76,17 @@ def test_an_operator_can_keep_metadata(app, client):
     image = upload(client, data, "IMG_0002.jpg").json["data"]
     assert image["metadata_removed"] == [] and image["size"] == len(data)
     assert client.get(f"/i/{image['id']}.jpg").data == data
+
+
+def test_the_embedded_database_is_readable_by_the_service_user_only(tmp_path):
+    # It holds e-mails and the hashes of keys and delete tokens; the data folder itself is
+    # usually readable by all (nginx serves the files under it).
+    app = create_app(base_config(tmp_path))
+    try:
+        assert upload(app.test_client(), make_image()).status_code == 200  # -wal and -shm made
+        path = database.database
+        for name in (path, path + "-wal", path + "-shm"):
+            assert os.path.exists(name), name
+            assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+    finally:
+        database.close_all()

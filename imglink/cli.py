@@ -151,5 +151,6 @@ def _create_app():
 
 
 main = FlaskGroup(create_app=_create_app, add_default_commands=False,
-                  help="ImgLink admin commands. Run them with the server's settings (IMGLINK_DATA_DIR, "
-                  "IMGLINK_DATABASE_URL, IMGLINK_STORAGE_URL...), so that they see its data.")
+                  help="ImgLink admin commands. Run them with the server's settings "
+                  "(IMGLINK_DATA_DIR, IMGLINK_DATABASE_URL, IMGLINK_STORAGE_URL...), so that "
+                  "they see its data.")

@@ -23,7 +23,7 @@ import tempfile
 from flask import Flask, Request, jsonify, request
 from PIL import Image
 
-SPOOL_SIZE = 1024 * 1024  # as imglink.wrappers.SPOOL_SIZE
+SPOOL_SIZE = 1024 * 1024  # as imglink.web.request.SPOOL_SIZE
 TMP_DIR = os.environ.get("FLOOR_TMP_DIR") or None
 DO_WORK = os.environ.get("FLOOR_WORK") == "all"
 THUMBNAIL_SIZE = 320  # ImgLink's defaults

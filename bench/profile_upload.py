@@ -41,7 +41,7 @@ def profile_in_process(repeats: dict[str, int], show_all: bool) -> None:
         sys.exit("pip install pyinstrument into the venv first")
     sys.path.insert(0, str(bench.ROOT))
     from imglink import create_app, services
-    from imglink.db import database
+    from imglink.core.db import database
 
     inputs = bench.make_inputs(bench.RESULTS / "inputs")
     folder = Path(tempfile.mkdtemp(prefix="imglink-profile-"))
@@ -76,13 +76,13 @@ def profile_in_process(repeats: dict[str, int], show_all: bool) -> None:
 
 # Functions whose CPU and wall time --stages adds up, as (module, attribute, label).
 STAGES = (
-    ("imglink.wrappers", "ImglinkRequest._load_form_data", "multipart parse (Werkzeug)"),
-    ("imglink.auth", "authenticate", "API key lookup (SELECT + join)"),
-    ("imglink.services", "process", "imaging.process: decode, thumbnail"),
-    ("imglink.services", "_strip_metadata", "metadata.strip (plan + copy)"),
-    ("imglink.services", "_store", "_store: id, 2 files, INSERT + commit"),
-    ("imglink.services", "_new_image_id", "  _new_image_id (SELECT)"),
-    ("imglink.storage", "LocalStorage.create", "  LocalStorage.create (x2: original, thumb)"),
+    ("imglink.web.request", "ImglinkRequest._load_form_data", "multipart parse (Werkzeug)"),
+    ("imglink.core.accounts", "authenticate", "API key lookup (SELECT + join)"),
+    ("imglink.core.uploads", "process", "imaging.process: decode, thumbnail"),
+    ("imglink.core.uploads", "_strip_metadata", "metadata.strip (plan + copy)"),
+    ("imglink.core.uploads", "_store", "_store: id, 2 files, INSERT + commit"),
+    ("imglink.core.uploads", "_new_image_id", "  _new_image_id (SELECT)"),
+    ("imglink.core.storage", "LocalStorage.create", "  LocalStorage.create (x2: original, thumb)"),
 )
 
 
@@ -93,7 +93,7 @@ def stage_times(count: int) -> None:
     import importlib
     sys.path.insert(0, str(bench.ROOT))
     from imglink import create_app, services
-    from imglink.db import database
+    from imglink.core.db import database
 
     cpu: collections.Counter[str] = collections.Counter()
     wall: collections.Counter[str] = collections.Counter()

@@ -40,7 +40,7 @@ import requests
 from PIL import Image, ImageFilter
 
 import floor_app  # bench/floor_app.py, beside this file
-from imglink.models import storage_key  # where the plain static server finds a stored file
+from imglink.core.models import storage_key  # where the plain static server finds a stored file
 from nginx_site import free_port, write_prefix  # bench/nginx_site.py
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,11 +10,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, cli, config, db, limits, web
-from .errors import register_error_handlers
-from .imaging import DecodeBudget, keep_freed_pixel_memory
-from .storage import make_storage
-from .wrappers import ImglinkRequest
+from . import cli, config
+from .core.imaging import DecodeBudget, keep_freed_pixel_memory
+from .core.storage import make_storage
+from .web import api, database, limits, pages
+from .web.errors import register_error_handlers
+from .web.request import ImglinkRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         n = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
-    db.init_app(app)
+    database.init_app(app)
     limits.init_app(app)
     app.extensions["imglink.storage"] = make_storage(
         app.config["STORAGE_URL"], endpoint_url=app.config["S3_ENDPOINT_URL"],
@@ -49,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
 
     app.register_blueprint(api.bp)
-    app.register_blueprint(web.bp)
+    app.register_blueprint(pages.bp)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The `imglink` admin commands, built on Flask's CLI."""
+"""The `imglink` admin commands, built on Flask's CLI (the app gives them its config)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,19 +8,21 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
-from . import services
-from .db import create_tables, database
-from .deps import get_storage, imaging_limits
+from .core import accounts, images
+from .core.db import create_tables, database
+from .core.errors import AdminError
+from .core.storage_check import check_storage
+from .web.context import get_storage, imaging_limits
 
 
 def _service(fn):
-    """Run the command inside its own database connection; ServiceError exits non-zero."""
+    """Run the command inside its own database connection; AdminError exits non-zero."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             with database.connection_context():
                 return fn(*args, **kwargs)
-        except services.ServiceError as e:
+        except AdminError as e:
             raise click.ClickException(str(e)) from None
     return wrapper
 
@@ -38,7 +40,7 @@ account_group = AppGroup("account", help="Create accounts and change their plans
 @_service
 def account_create(email: str, plan: str):
     """Create an account; its first API key is printed alone on the last line."""
-    account, key = services.create_account(email, plan, _plans())
+    account, key = accounts.create_account(email, plan, _plans())
     click.echo(f"Created account {account.email} on the {account.plan} plan. "
                "Its API key, shown only this once:", err=True)
     click.echo(key)
@@ -50,7 +52,7 @@ def account_create(email: str, plan: str):
 @_service
 def account_set_plan(email: str, plan: str):
     """Move an account to another plan, effective on its next request."""
-    account = services.set_plan(email, plan, _plans())
+    account = accounts.set_plan(email, plan, _plans())
     click.echo(f"{account.email} is now on the {account.plan} plan.")
 
 
@@ -62,7 +64,7 @@ key_group = AppGroup("key", help="Create, list and revoke API keys.")
 @_service
 def key_create(email: str):
     """Create another API key for an account; the key is printed alone on the last line."""
-    key = services.create_key_for(email)
+    key = accounts.create_key_for(email)
     click.echo("New API key, shown only this once:", err=True)
     click.echo(key)
 
@@ -72,7 +74,7 @@ def key_create(email: str):
 @_service
 def key_list(email: str):
     """List an account's keys by prefix (the keys themselves are not stored)."""
-    for key in services.list_keys(email):
+    for key in accounts.list_keys(email):
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
         click.echo(f"{key.prefix}…  created {key.created_at:%Y-%m-%d %H:%M}  "
@@ -84,7 +86,7 @@ def key_list(email: str):
 @_service
 def key_revoke(key_prefix: str):
     """Revoke a key, given its prefix as `key list` shows it; effective at once."""
-    key = services.revoke_key(key_prefix)
+    key = accounts.revoke_key(key_prefix)
     click.echo(f"Revoked {key.prefix}….")
 
 
@@ -93,7 +95,7 @@ def key_revoke(key_prefix: str):
 @_service
 def purge_expired():
     """Delete expired images, files and records; safe to run from cron at any time."""
-    count = services.purge_expired(get_storage())
+    count = images.purge_expired(get_storage())
     click.echo(f"Purged {count} expired image{'s' if count != 1 else ''}.")
 
 
@@ -109,7 +111,7 @@ storage_group = AppGroup("storage", help="Inspect and repair stored files.")
 @_service
 def storage_check(fix: bool, grace_minutes: int):
     """Report files without records and records without files; exit 1 if any remain."""
-    report = services.check_storage(get_storage(), imaging_limits(), fix=fix,
+    report = check_storage(get_storage(), imaging_limits(), fix=fix,
                                     grace=dt.timedelta(minutes=grace_minutes))
     verb = "removed" if fix else "found"
     for old, new in report.misplaced_files:

@@ -93,7 +93,8 @@ MAX_FORM_MEMORY_SIZE = 1024 * 1024
 RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_STRATEGY = "moving-window"
-RATELIMIT_HEADERS_ENABLED = True
+# The X-RateLimit-* headers are ImgLink's own (web/limits.py), not Flask-Limiter's.
+RATELIMIT_HEADERS_ENABLED = False
 # Store errors become limits' StorageError (answered 503, never waved through), and a dead
 # Redis is noticed within a second or two rather than hanging the request.
 RATELIMIT_STORAGE_OPTIONS = {"wrap_exceptions": True, "socket_timeout": 2,

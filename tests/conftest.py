@@ -20,8 +20,10 @@ import requests
 from flask.testing import FlaskClient
 from PIL import Image
 
-from imglink import create_app, services
-from imglink.db import database
+from imglink import create_app
+from imglink.core import accounts
+from imglink.core import clock as domain_clock
+from imglink.core.db import database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -137,7 +139,7 @@ def backend(request, tmp_path):
         return {}
     database_url = request.getfixturevalue("postgres_url")
     bucket = request.getfixturevalue("s3_bucket")
-    from imglink.db import create_tables, open_database
+    from imglink.core.db import create_tables, open_database
     open_database(database_url)
     create_tables()  # as `imglink db upgrade` does before a PostgreSQL deployment starts
     return {"DATABASE_URL": database_url, "STORAGE_URL": f"s3://{bucket}/images",
@@ -166,6 +168,28 @@ def client(app):
     return app.test_client()
 
 
+class FakeClock:
+    """The domain's clock, stopped at the time it was made, moved on by hand."""
+
+    def __init__(self) -> None:
+        self.time = dt.datetime.now(dt.timezone.utc)
+
+    def now(self) -> dt.datetime:
+        return self.time
+
+    def advance(self, **delta: float) -> None:
+        self.time += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def clock():
+    """Stop the domain's clock for one test; `clock.advance(minutes=5)` moves it."""
+    fake = FakeClock()
+    domain_clock.use(fake.now)
+    yield fake
+    domain_clock.use(None)
+
+
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
@@ -179,7 +203,7 @@ def make_account(app):
     def make(plan: str = "free", email: str | None = None) -> tuple[str, str]:
         email = email or f"user{next(counter)}@example.com"
         with app.app_context(), database.connection_context():
-            _account, key = services.create_account(email, plan, app.config["PLANS"])
+            _account, key = accounts.create_account(email, plan, app.config["PLANS"])
         return email, key
 
     return make
@@ -219,7 +243,8 @@ def encode(im: Image.Image, fmt: str, **options) -> bytes:
 
 def expire_now(app, image_id: str) -> None:
     """Move the image's expiry into the past, as if its hour had run out."""
-    from imglink.models import Image as ImageRecord, utcnow
+    from imglink.core.clock import utcnow
+    from imglink.core.models import Image as ImageRecord
     past = utcnow() - dt.timedelta(minutes=1)
     with app.app_context(), database.connection_context():
         updated = ImageRecord.update(expires_at=past).where(ImageRecord.id == image_id).execute()

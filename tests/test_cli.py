@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import imglink.db
+import imglink.core.db
 from conftest import auth
-from imglink.models import MODELS, Account
+from imglink.core.models import MODELS, Account
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_]{20,}$")
 
@@ -60,7 +60,7 @@ def key_lines(result_output: str, keys: list[str]) -> dict[str, str]:
 
 
 def account_count(app) -> int:
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         return Account.select().count()
 
 
@@ -254,14 +254,14 @@ def test_keys_are_stored_only_as_hashes(app, runner, client):
         assert plan_of(client, key) == "pro"  # used, so last_used is written too
 
     # Every column of every table, whatever the database.
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         cells = [str(value) for model in MODELS
                  for row in model.select().tuples() for value in row]
     assert "kim@example.com" in cells  # we are reading the right database
     for key in keys:
         assert not [cell for cell in cells if key in cell or key[-16:] in cell]
 
-    if imglink.db.is_sqlite():
+    if imglink.core.db.is_sqlite():
         # And nowhere in the file, free pages and write-ahead log included.
         data_dir = Path(app.config["DATA_DIR"])
         files = [p for p in (data_dir / "imglink.db", data_dir / "imglink.db-wal") if p.exists()]

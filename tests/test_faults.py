@@ -9,9 +9,9 @@ import pytest
 from PIL import Image as PILImage
 
 from conftest import make_image, upload
-from imglink import imaging, storage as storage_module
-from imglink.db import database
-from imglink.models import Image, RetiredId
+from imglink.core import imaging, storage as storage_module
+from imglink.core.db import database
+from imglink.core.models import Image, RetiredId
 
 
 class Injected(RuntimeError):

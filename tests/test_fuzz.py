@@ -31,8 +31,8 @@ from PIL import Image, features
 
 from conftest import BufferedClient, base_config, encode, upload
 from imglink import create_app
-from imglink.db import database, open_database
-from imglink.models import Image as ImageRecord
+from imglink.core.db import database, open_database
+from imglink.core.models import Image as ImageRecord
 
 # Pillow warns (UserWarning) on the broken files this test makes: in production that is a
 # line on stderr and a normal answer; under the suite's filterwarnings=error it would raise

@@ -46,11 +46,12 @@ from PIL import Image
 from conftest import (BIN, ROOT, BufferedClient, auth, base_config, encode, free_port, make_image,
                       path_of, stop, upload, wait_for)
 from imglink import config as default_config
-from imglink import create_app, services
-from imglink.auth import generate_key
-from imglink.db import database, open_database
-from imglink.models import Image as ImageRecord
-from imglink.models import storage_key
+from imglink import create_app
+from imglink.core import accounts
+from imglink.core.ids import generate_key
+from imglink.core.db import database, open_database
+from imglink.core.models import Image as ImageRecord
+from imglink.core.models import storage_key
 
 # Pillow warns (UserWarning, e.g. "Corrupt EXIF data", "Truncated File Read") while it parses
 # broken files. In production that is a line on stderr and the upload is answered normally;
@@ -100,12 +101,12 @@ class Hostile:
     def create_key(self, plan: str = "free") -> str:
         with self.app.app_context(), database.connection_context():
             email = f"hostile-{random.getrandbits(48):x}@example.com"
-            _account, key = services.create_account(email, plan, self.app.config["PLANS"])
+            _account, key = accounts.create_account(email, plan, self.app.config["PLANS"])
         return key
 
     def revoke(self, key: str) -> None:
         with self.app.app_context(), database.connection_context():
-            services.revoke_key(key)
+            accounts.revoke_key(key)
 
 
 def hostile_config(tmp_path) -> dict:

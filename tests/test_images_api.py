@@ -7,14 +7,16 @@ import re
 
 import pytest
 
-import imglink.db
-import imglink.models
-import imglink.services
+import imglink.core.db
+import imglink.core.models
+import imglink.core.images
+import imglink.core.uploads
 from conftest import (auth, deleted_and_expired, expire_now, make_image, path_of, upload,
                       uploaded)
-from imglink import auth as auth_module
-from imglink import create_app, services
-from imglink.models import Image, RetiredId
+from imglink.core import ids as auth_module
+from imglink import create_app
+from imglink.core import accounts
+from imglink.core.models import Image, RetiredId
 
 BASE62 = re.compile(r"^[A-Za-z0-9]{8,}$")
 IMAGE_FIELDS = {"id", "filename", "size", "width", "height", "format", "album", "uploaded_at",
@@ -37,7 +39,7 @@ def stored_keys(app, image_id: str) -> list[str]:
 
 
 def image_row(app, image_id: str):
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         return Image.get_or_none(Image.id == image_id)
 
 
@@ -58,8 +60,8 @@ def invoke(app, runner, *args):
 
 
 def revoke(app, key: str) -> None:
-    with app.app_context(), imglink.db.database.connection_context():
-        services.revoke_key(key)
+    with app.app_context(), imglink.core.db.database.connection_context():
+        accounts.revoke_key(key)
 
 
 # GET /api/v1/image/{id} ----------------------------------------------------------------------
@@ -91,7 +93,7 @@ def test_get_image_is_upload_object_without_secrets(client, make_account):
         text = got.get_data(as_text=True)
         for secret in (token, key, email, "delete_token", "/delete", "key_hash"):
             assert secret not in text
-        with client.application.app_context(), imglink.db.database.connection_context():
+        with client.application.app_context(), imglink.core.db.database.connection_context():
             row = Image.get_by_id(up["id"])
         assert row.delete_token_hash not in text
 
@@ -247,7 +249,7 @@ def test_bad_credentials_are_401_on_every_endpoint(app, client, make_account, en
 
     # Nothing happened as an anonymous fall-back: the target is intact, nothing new stored.
     assert client.get(f"/api/v1/image/{target['id']}").status_code == 200
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         assert Image.select().count() == 1
 
 
@@ -280,7 +282,7 @@ def test_deleted_id_is_retired_and_never_reused(app, client, monkeypatch):
     retired_id = first["id"]
     assert client.delete(f"/api/v1/image/{retired_id}",
                          headers={"X-Delete-Token": first["delete_token"]}).status_code == 200
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         assert RetiredId.get_or_none(RetiredId.id == retired_id) is not None
 
     # The id generator draws the retired id first, then a fresh one.
@@ -289,7 +291,7 @@ def test_deleted_id_is_retired_and_never_reused(app, client, monkeypatch):
         fresh_id = "Q" * len(retired_id)
     assert BASE62.match(fresh_id) and fresh_id != retired_id
     planned = iter([retired_id, fresh_id])
-    monkeypatch.setattr(imglink.services, "_random_id", lambda: next(planned))
+    monkeypatch.setattr(imglink.core.uploads, "random_image_id", lambda: next(planned))
     second = uploaded(client)
     assert second["id"] == fresh_id
     assert client.get(f"/api/v1/image/{retired_id}").status_code == 404
@@ -331,20 +333,13 @@ def test_expired_image_is_gone_everywhere_at_once_then_purged(app, client, runne
 
 
 @embedded_only
-def test_expiry_follows_the_clock(app, client, monkeypatch):
+def test_expiry_follows_the_clock(app, client, clock):
     data = uploaded(client, expiry="1")
     image_id = data["id"]
-    start = imglink.models.utcnow()
-
-    def advance(minutes):
-        later = start + dt.timedelta(minutes=minutes)
-        monkeypatch.setattr(imglink.models, "utcnow", lambda: later)
-        monkeypatch.setattr(imglink.services, "utcnow", lambda: later)
-
-    advance(58)
+    clock.advance(minutes=58)
     assert client.get(f"/api/v1/image/{image_id}").status_code == 200
     assert client.get(path_of(data["links"]["direct"])).status_code == 200
-    advance(62)
+    clock.advance(minutes=4)
     assert client.get(f"/api/v1/image/{image_id}").status_code == 404
     assert client.get(path_of(data["links"]["direct"])).status_code == 404
     assert client.get(path_of(data["links"]["view_page"])).status_code == 404
@@ -378,7 +373,7 @@ def test_unexpected_exception_in_a_service_is_enveloped_500(client, monkeypatch)
     def explode(*args, **kwargs):
         raise RuntimeError(SECRET_DETAIL)
 
-    monkeypatch.setattr(imglink.services, "get_image", explode)
+    monkeypatch.setattr(imglink.core.images, "get_image", explode)
     r = client.get("/api/v1/image/AAAAAAAAAA")
     body = assert_envelope_error(r, 500, "INTERNAL_ERROR")
     text = r.get_data(as_text=True)
@@ -499,7 +494,7 @@ def _fail_storage(app, monkeypatch):
 def _fail_database(app, monkeypatch):
     from peewee import OperationalError
 
-    real = imglink.db.database.obj
+    real = imglink.core.db.database.obj
 
     def broken(sql, *args, **kwargs):
         if sql.strip().upper().startswith("SELECT 1"):

@@ -8,7 +8,7 @@ import zlib
 import pytest
 from PIL import Image, ImageCms, ImageOps, ImageSequence, PngImagePlugin
 
-from imglink import metadata
+from imglink.core import metadata
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'

@@ -28,7 +28,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
 
 from conftest import BufferedClient, base_config, free_port, make_image
 from imglink import config as default_config
-from imglink import create_app, errors, openapi
+from imglink import create_app
+from imglink.core import errors as domain_errors
+from imglink.web import errors, openapi
 
 # Every code API.md and imglink/errors.py name; the document must offer exactly these.
 CONTRACT_CODES = {
@@ -104,7 +106,8 @@ def test_every_api_route_is_documented_and_every_documented_path_exists(tmp_path
 def test_error_codes_are_the_contract_and_the_apps(document):
     offered = set(document["components"]["schemas"]["ErrorEnvelope"]["properties"]["error"]
                   ["properties"]["code"]["enum"])
-    raised = {cls.code for cls in errors.ApiError.__subclasses__()} | {errors.ApiError.code}
+    raised = ({cls.code for cls in domain_errors.ImgLinkError.__subclasses__()}
+              | {domain_errors.ImgLinkError.code})
     assert offered == CONTRACT_CODES | raised | set(errors.HTTP_CODES.values())
 
 

@@ -9,7 +9,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from conftest import base_config, make_image, upload
 from imglink import create_app
-from imglink.db import database
+from imglink.core.db import database
 from test_metadata import private_exif
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

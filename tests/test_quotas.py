@@ -78,11 +78,11 @@ def test_unknown_api_routes_are_not_free(make_app):
 def test_keys_have_their_own_count_and_plan(make_app):
     app = make_app(PLANS=low_plans(anonymous=1, free=3))
     client = app.test_client()
-    from imglink import services
-    from imglink.db import database
+    from imglink.core import accounts
+    from imglink.core.db import database
     with app.app_context(), database.connection_context():
-        _, free_key = services.create_account("f@example.com", "free", app.config["PLANS"])
-        _, other_key = services.create_account("o@example.com", "free", app.config["PLANS"])
+        _, free_key = accounts.create_account("f@example.com", "free", app.config["PLANS"])
+        _, other_key = accounts.create_account("o@example.com", "free", app.config["PLANS"])
     assert client.get("/api/v1/limits").status_code == 200
     assert client.get("/api/v1/limits").status_code == 429
     for remaining in ("2", "1", "0"):
@@ -114,10 +114,10 @@ def test_bad_keys_are_401_and_spend_the_ip_quota(make_app):
 def test_enterprise_is_unlimited_and_says_so(make_app):
     app = make_app(PLANS=low_plans(anonymous=1))
     client = app.test_client()
-    from imglink import services
-    from imglink.db import database
+    from imglink.core import accounts
+    from imglink.core.db import database
     with app.app_context(), database.connection_context():
-        _, key = services.create_account("e@example.com", "enterprise", app.config["PLANS"])
+        _, key = accounts.create_account("e@example.com", "enterprise", app.config["PLANS"])
     for _ in range(5):
         r = client.get("/api/v1/limits", headers=auth(key))
         assert r.status_code == 200

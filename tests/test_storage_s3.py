@@ -11,7 +11,7 @@ from boto3.s3.transfer import TransferConfig
 
 from conftest import S3_CREDENTIALS, BufferedClient, base_config, make_image, upload
 from imglink import create_app
-from imglink.storage import S3Storage
+from imglink.core.storage import S3Storage
 
 
 def storage_for(s3_server: str, bucket: str) -> S3Storage:

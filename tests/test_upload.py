@@ -24,12 +24,13 @@ from urllib.parse import quote
 import pytest
 from PIL import Image, JpegImagePlugin, features
 
-import imglink.wrappers
+import imglink.web.request
 from conftest import BufferedClient, auth, encode, make_image, path_of, unavailable, upload
 from imglink import config as default_config
-from imglink import create_app, metadata, services
-from imglink.db import database
-from imglink.models import Image as ImageRecord
+from imglink import create_app
+from imglink.core import accounts, metadata
+from imglink.core.db import database
+from imglink.core.models import Image as ImageRecord
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -238,7 +239,7 @@ def plans(**changes) -> dict:
 
 def key_on(app, plan: str) -> str:
     with app.app_context(), database.connection_context():
-        _account, key = services.create_account(
+        _account, key = accounts.create_account(
             f"{plan}-{os.urandom(4).hex()}@example.com", plan, app.config["PLANS"])
     return key
 
@@ -1234,7 +1235,7 @@ def test_large_part_is_spooled_to_disk(make_app, monkeypatch):
     app, client = make_app()
     buffers = []
 
-    class SpyBuffer(imglink.wrappers.UploadBuffer):
+    class SpyBuffer(imglink.web.request.UploadBuffer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.disk_dir = None
@@ -1257,7 +1258,7 @@ def test_large_part_is_spooled_to_disk(make_app, monkeypatch):
             else:
                 self.disk_dir = os.path.realpath(self._TemporaryFileArgs["dir"])
 
-    monkeypatch.setattr(imglink.wrappers, "UploadBuffer", SpyBuffer)
+    monkeypatch.setattr(imglink.web.request, "UploadBuffer", SpyBuffer)
     large = encode(noise((700, 600)), "BMP")  # 1.26 MB
     assert len(large) > 1024 * 1024
     small = make_image("PNG", (10, 10))
@@ -1282,12 +1283,12 @@ def test_single_upload_large_part_is_spooled_to_disk(make_app, monkeypatch):
     _app, client = make_app()
     rolled = []
 
-    class SpyBuffer(imglink.wrappers.UploadBuffer):
+    class SpyBuffer(imglink.web.request.UploadBuffer):
         def rollover(self):
             super().rollover()
             rolled.append(self)
 
-    monkeypatch.setattr(imglink.wrappers, "UploadBuffer", SpyBuffer)
+    monkeypatch.setattr(imglink.web.request, "UploadBuffer", SpyBuffer)
     large = encode(noise((800, 500)), "BMP")
     d = ok_data(upload_raw(client, large, "large.bmp"))
     assert d["size"] == len(large)
@@ -1300,12 +1301,12 @@ def test_body_refused_while_parsing_closes_its_temp_files(make_app, monkeypatch)
     app, client = make_app(MAX_FORM_PARTS=3)
     buffers = []
 
-    class SpyBuffer(imglink.wrappers.UploadBuffer):
+    class SpyBuffer(imglink.web.request.UploadBuffer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             buffers.append(self)
 
-    monkeypatch.setattr(imglink.wrappers, "UploadBuffer", SpyBuffer)
+    monkeypatch.setattr(imglink.web.request, "UploadBuffer", SpyBuffer)
     r = bulk(client, tiny_files(6))
     closed = [b.closed for b in buffers]
     for b in buffers:

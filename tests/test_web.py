@@ -8,11 +8,11 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image as PILImage
 
-import imglink.db
-import imglink.models
+import imglink.core.db
+import imglink.core.models
 from conftest import auth, deleted_and_expired, make_image, path_of, upload, uploaded
-from imglink import tokens
-from imglink.models import Image
+from imglink.web import tokens
+from imglink.core.models import Image
 
 LINK_KEYS = ("direct", "thumbnail", "view_page", "bbcode", "html", "markdown")
 HOSTILE = '"><script>alert(1)</script>'
@@ -63,7 +63,7 @@ class Tags(HTMLParser):
 
 
 def image_count(app) -> int:
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         return Image.select().count()
 
 

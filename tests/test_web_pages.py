@@ -13,12 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image as PILImage
 
-import imglink.db
+import imglink.core.db
 from conftest import ROOT, base_config, make_image, path_of, upload, uploaded
 from imglink import config as defaults
 from imglink import create_app
-from imglink.models import Image
-from imglink.web import human_size
+from imglink.core.models import Image
+from imglink.web.pages import human_size
 
 embedded_only = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
 TEMPLATES = ROOT / "templates"
@@ -62,7 +62,7 @@ class Page(HTMLParser):
 
 
 def image_count(app) -> int:
-    with app.app_context(), imglink.db.database.connection_context():
+    with app.app_context(), imglink.core.db.database.connection_context():
         return Image.select().count()
 
 
@@ -307,7 +307,7 @@ def test_plain_form_refuses_more_files_than_the_plan_allows(make_app):
     client = app.test_client()
     r = form_post(client, files=[(f"{n}.jpg", None) for n in range(3)])
     assert r.status_code == 400
-    assert "3 files were chosen; at most 2" in Page(r.get_data(as_text=True)).plain_text()
+    assert "3 files sent; the anonymous plan allows 2 per request" in Page(r.get_data(as_text=True)).plain_text()
     assert image_count(app) == 0
 
 

@@ -1,4 +1,4 @@
-"""Pillow only, no Flask: identify, validate and thumbnail an uploaded image in one pass."""
+"""Pillow only: identify, validate and thumbnail an uploaded image in one pass."""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InvalidFileTypeError, InvalidImageError, ServiceUnavailableError
+from .errors import BusyError, InvalidFileTypeError, InvalidImageError
 
 # Our ceilings (`Limits`) are checked right after the header is read and before any pixel is
 # decoded; they replace Pillow's own check, which only warns below twice its default.
@@ -66,7 +66,7 @@ class DecodeBudget:
     @contextlib.contextmanager
     def reserve(self) -> Iterator[Callable[[int], None]]:
         """Yield `hold(amount)`, which grows this reservation to `amount` bytes, waiting for
-        them; ServiceUnavailableError when they do not come in time. All is given back on
+        them; BusyError when they do not come in time. All is given back on
         exit."""
         held = 0
 
@@ -78,9 +78,9 @@ class DecodeBudget:
             with self._changed:
                 if not self._changed.wait_for(
                         lambda: self.used - held + amount <= self.limit, self.wait_seconds):
-                    raise ServiceUnavailableError(
+                    raise BusyError(
                         "The server is busy decoding other images; please retry shortly",
-                        headers={"Retry-After": str(BUSY_RETRY_AFTER)})
+                        retry_after=BUSY_RETRY_AFTER)
                 self.used += amount - held
                 held = amount
 

@@ -6,19 +6,17 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import openapi, services
+from ..core import images, uploads
+from ..core.db import database
+from ..core.errors import (BusyError, InvalidImageError, InvalidParameterError, NotFoundError,
+                           UnauthorizedError)
+from . import openapi
 from .auth import current_account
-from .db import database
-from .deps import as_upload, base_url, get_storage, image_data, iso, upload_data, upload_options
-from .errors import (BulkLimitError, FileTooLargeError, InvalidImageError,
-                     InvalidParameterError, MissingFileError, NotFoundError,
-                     ServiceUnavailableError, UnauthorizedError)
-from .limits import Plan, current_plan, limiter, unlimited_caller
+from .context import as_upload, base_url, get_storage, prepare_body, upload_fields, upload_policy
+from .limits import UNCOUNTED_ENDPOINTS, current_plan, limiter
+from .serializers import image_data, iso, upload_data
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-# Multipart headers and boundaries around the files themselves.
-BODY_SLACK = 1024 * 1024
 
 
 def ok(data: Any, message: str, status: int = 200) -> tuple[Response, int]:
@@ -37,15 +35,7 @@ def add_api_headers(response: Response) -> Response:
             response.headers["Access-Control-Allow-Headers"] = (
                 "Authorization, Content-Type, X-Delete-Token")
             response.headers["Access-Control-Max-Age"] = "86400"
-    if "X-RateLimit-Limit" not in response.headers and unlimited_caller():
-        response.headers["X-RateLimit-Limit"] = "unlimited"
-        response.headers["X-RateLimit-Remaining"] = "unlimited"
-        response.headers["X-RateLimit-Reset"] = "0"
     return response
-
-
-# Endpoints anyone may call, whatever Authorization header they send.
-PUBLIC_ENDPOINTS = ("api.health", "api.openapi_document")
 
 
 @bp.before_request
@@ -54,46 +44,32 @@ def answer_preflight_and_authenticate() -> Response | None:
         response = Response(status=204)
         del response.headers["Content-Type"]  # no body, so no type
         return response
-    if request.endpoint not in PUBLIC_ENDPOINTS:
+    if request.endpoint not in UNCOUNTED_ENDPOINTS:
         current_account()  # a bad key is a 401 on every endpoint, before any work
     return None
 
 
-def _prepare_body(plan: Plan, files: int | None) -> None:
-    """Refuse a body plainly over the plan's limits before reading it, and cap each file."""
-    limit = plan.max_file * files + BODY_SLACK if files else None
-    length = request.content_length
-    if limit is not None and length is not None and length > limit:
-        raise FileTooLargeError(
-            f"The request is {length:,} bytes; this plan allows {plan.max_file:,} bytes per file")
-    request.max_content_length = limit
-    request.file_size_limit = plan.max_file
-
-
 @bp.post("/upload")
 def upload_image():
-    plan = current_plan()
-    _prepare_body(plan, 1)
-    options = upload_options(plan, current_account())
+    policy = upload_policy(current_plan())
+    prepare_body(policy, 1)
+    fields = upload_fields(policy)
     file = request.files.get("file")
-    if file is None:
-        raise MissingFileError("No file was uploaded: send it in the multipart field 'file'")
-    result = services.upload_image(as_upload(file), **options)
+    policy.check_file_count(0 if file is None else 1, "file")
+    result = uploads.upload_image(as_upload(file), policy, fields, storage=get_storage(),
+                                  account=current_account())
     return ok(upload_data(result), "Image uploaded successfully")
 
 
 @bp.post("/upload/bulk")
 def upload_bulk():
-    plan = current_plan()
-    _prepare_body(plan, plan.bulk)
-    options = upload_options(plan, current_account())
+    policy = upload_policy(current_plan())
+    prepare_body(policy, policy.plan.bulk)
+    fields = upload_fields(policy)
     files = request.files.getlist("files")
-    if not files:
-        raise MissingFileError("No files were uploaded: send them in the multipart field 'files'")
-    if plan.bulk is not None and len(files) > plan.bulk:
-        raise BulkLimitError(
-            f"{len(files)} files sent; the {plan.name} plan allows {plan.bulk} per request")
-    result = services.upload_images([as_upload(f) for f in files], **options)
+    policy.check_file_count(len(files), "files")
+    result = uploads.upload_images([as_upload(f) for f in files], policy, fields,
+                                   storage=get_storage(), account=current_account())
     errors = [{"index": index, "filename": name,
                "error": {"code": e.code, "message": e.message}}
               for index, name, e in result.errors]
@@ -104,26 +80,24 @@ def upload_bulk():
             raise type(first)(f"No image was stored: {first.message}", details=errors)
         raise InvalidImageError("No image was stored; error.details says why for each file",
                                 details=errors)
-    images = [upload_data(r) for r in result.results]
-    message = f"{len(images)} of {len(files)} images uploaded successfully"
-    return ok({"images": images, "errors": errors}, message)
+    data = [upload_data(r) for r in result.results]
+    message = f"{len(data)} of {len(files)} images uploaded successfully"
+    return ok({"images": data, "errors": errors}, message)
 
 
 @bp.get("/image/<image_id>")
 def show_image(image_id: str):
-    return ok(image_data(services.get_image(image_id)), "Image found")
+    return ok(image_data(images.get_image(image_id)), "Image found")
 
 
 @bp.delete("/image/<image_id>")
 def delete_image(image_id: str):
     account = current_account()
     token = request.headers.get("X-Delete-Token")
-    if account is None and not token:
-        raise UnauthorizedError(
-            "Deleting needs the owner's API key or the image's X-Delete-Token header")
-    image = services.get_image(image_id)
-    services.authorize_delete(image, account, token)
-    services.delete_image(image, get_storage())
+    images.require_delete_credentials(account, token)
+    image = images.get_image(image_id)
+    images.authorize_delete(image, account, token)
+    images.delete_image(image, get_storage())
     return ok({"id": image_id}, "Image deleted successfully")
 
 
@@ -176,7 +150,7 @@ def health():
             current_app.logger.warning("health check %s failed: %s", name, e)
             problems[name] = "unreachable"
     if problems:
-        raise ServiceUnavailableError("Some parts of the service are unreachable",
+        raise BusyError("Some parts of the service are unreachable",
                                       details=problems)
     return ok({"database": "ok", "storage": "ok", "quota_store": "ok"}, "Healthy")
 
@@ -218,7 +192,7 @@ def show_oembed():
     hosts = {base_url().partition("://")[2].split("/")[0].lower(), request.host.lower()}
     if match is None or match["host"].lower() not in hosts:
         raise NotFoundError("No image of this site has this URL")
-    image = services.get_image(match["view"] or match["direct"])
+    image = images.get_image(match["view"] or match["direct"])
     if match["direct"] and match["ext"] != image.ext:
         raise NotFoundError("No image of this site has this URL")
     data = image_data(image)

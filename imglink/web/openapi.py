@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import current_app
 
-from . import metadata
-from .errors import HTTP_CODES, ApiError
-from .imaging import FORMATS, thumbnail_format
-from .services import ID_LENGTH
+from ..core import metadata
+from ..core.ids import IMAGE_ID_LENGTH as ID_LENGTH
+from ..core.imaging import FORMATS, thumbnail_format
+from .errors import STATUS
 
 Schema = dict[str, Any]
 
@@ -90,14 +90,8 @@ def response(description: str, schema: Schema, headers: dict[str, Schema] | None
 
 
 def error_codes() -> list[str]:
-    """Return every `error.code` the app can send: its ApiError family and the HTTP fallbacks."""
-    codes = set(HTTP_CODES.values()) | {"BAD_REQUEST", "INTERNAL_ERROR"}
-    pending = [ApiError]
-    while pending:
-        cls = pending.pop()
-        codes.add(cls.code)
-        pending.extend(cls.__subclasses__())
-    return sorted(codes)
+    """Return every `error.code` the app can send."""
+    return sorted(STATUS)
 
 
 # Schemas that depend on the deployment's settings.

@@ -12,11 +12,8 @@ from peewee import (
     BigIntegerField,
 )
 
+from .clock import utcnow
 from .db import BaseModel
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 class Account(BaseModel):

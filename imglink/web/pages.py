@@ -8,12 +8,15 @@ from urllib.parse import urlencode
 from flask import (Blueprint, Response, current_app, redirect, render_template, request,
                    send_file, url_for)
 
-from . import services, tokens
-from .deps import as_upload, base_url, get_storage, image_links, upload_data, upload_options
-from .errors import BulkLimitError, ForbiddenError, InvalidParameterError, NotFoundError
-from .imaging import MEDIA_TYPES
-from .limits import Plan, get_plan
-from .models import Image
+from ..core import images, uploads
+from ..core.errors import (BulkLimitError, ForbiddenError, InvalidParameterError,
+                           NotFoundError)
+from ..core.imaging import MEDIA_TYPES
+from ..core.models import Image
+from . import tokens
+from .context import (as_upload, base_url, get_storage, plan_named, prepare_body,
+                      upload_fields, upload_policy)
+from .serializers import image_links, upload_data
 
 bp = Blueprint("web", __name__)
 
@@ -74,7 +77,7 @@ def page_helpers() -> dict[str, Any]:
 
 def anonymous_limits() -> dict[str, Any]:
     """Return the anonymous plan's upload limits, as GET /api/v1/limits names them."""
-    plan = get_plan("anonymous")
+    plan = plan_named("anonymous")
     formats = [f for f in current_app.config["ALLOWED_FORMATS"] if f in FORMAT_HINTS]
     return {
         "plan": plan.name,
@@ -107,19 +110,18 @@ def upload_form():
     The form is anonymous (a browser sends no API key with it), so the anonymous plan's
     limits hold; `album` and `expiry` are checked exactly as the API checks them.
     """
-    plan = get_plan("anonymous")
-    _limit_form_body(plan)
+    policy = upload_policy(plan_named("anonymous"))
+    prepare_body(policy, policy.plan.bulk)
     files = [f for f in request.files.getlist("files") if f.filename]
     try:
         if not files:
             raise InvalidParameterError("Choose at least one image to upload")
-        if plan.bulk is not None and len(files) > plan.bulk:
-            raise BulkLimitError(
-                f"{len(files)} files were chosen; at most {plan.bulk} can be uploaded at a time")
-        options = upload_options(plan, None)
+        policy.check_file_count(len(files), "files")
+        fields = upload_fields(policy)
     except (InvalidParameterError, BulkLimitError) as e:
         return _render_home(error=e.message, form=request.form), 400
-    result = services.upload_images([as_upload(f) for f in files], **options)
+    result = uploads.upload_images([as_upload(f) for f in files], policy, fields,
+                                   storage=get_storage(), account=None)
     return render_template(
         "uploaded.html",
         images=[upload_data(r) for r in result.results],
@@ -127,15 +129,9 @@ def upload_form():
         200 if result.results else 400
 
 
-def _limit_form_body(plan: Plan) -> None:
-    request.file_size_limit = plan.max_file
-    if plan.bulk is not None:
-        request.max_content_length = plan.max_file * plan.bulk + 1024 * 1024
-
-
 @bp.get("/image/<image_id>")
 def show_image(image_id: str):
-    image = services.get_image(image_id)
+    image = images.get_image(image_id)
     links = image_links(image)
     oembed = base_url() + url_for("api.show_oembed") + "?" + urlencode(
         {"url": links["view_page"], "format": "json"})
@@ -145,8 +141,8 @@ def show_image(image_id: str):
 
 def _image_for_delete(image_id: str, token: str) -> Image:
     # A used link finds no image (404); a wrong one finds an image it does not open (403).
-    image = services.get_image(image_id)
-    if not token or not services.check_delete_token(image, token):
+    image = images.get_image(image_id)
+    if not token or not images.check_delete_token(image, token):
         raise ForbiddenError("This delete link is not valid for this image")
     return image
 
@@ -169,13 +165,13 @@ def delete_image(image_id: str):
     except tokens.InvalidTokenError:
         raise InvalidParameterError(
             "This confirmation form has expired; open the delete link again") from None
-    services.delete_image(image, get_storage())
+    images.delete_image(image, get_storage())
     return render_template("deleted.html", image=image)
 
 
 def _send_file(filename: str, thumbnail: bool) -> Response:
     image_id, _, ext = filename.rpartition(".")
-    image = services.get_image(image_id)
+    image = images.get_image(image_id)
     if ext != (image.thumb_ext if thumbnail else image.ext):
         raise NotFoundError()
     key = image.thumbnail_key if thumbnail else image.original_key

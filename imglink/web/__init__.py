@@ -1,0 +1,1 @@
+"""The web layer: the API and page blueprints, auth, quotas, errors and serializers."""
